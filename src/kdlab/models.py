@@ -1,0 +1,41 @@
+"""Sequence classifiers: ModernBERT-base from the Hub (pinned) or a tiny ModernBERT from a config."""
+
+from __future__ import annotations
+
+from kdlab.config import BackboneConfig
+
+
+def build_classifier(backbone: BackboneConfig, n_classes: int, tokenizer, seed: int):
+    """A freshly initialised classification head on the configured backbone.
+
+    ``source: hub`` loads the pretrained encoder at ``revision`` (never with
+    remote code); ``source: tiny`` builds a small ModernBERT with the
+    tokenizer's vocabulary and special-token ids. ``seed`` fixes the head's
+    (and a tiny model's) initialisation.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, ModernBertConfig, ModernBertForSequenceClassification
+
+    torch.manual_seed(seed)
+    if backbone.source == "hub":
+        return AutoModelForSequenceClassification.from_pretrained(
+            backbone.repo_id, revision=backbone.revision, num_labels=n_classes, trust_remote_code=False
+        )
+    t = backbone.tiny
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=t.hidden_size,
+        intermediate_size=t.intermediate_size,
+        num_hidden_layers=t.num_hidden_layers,
+        num_attention_heads=t.num_attention_heads,
+        max_position_embeddings=512,
+        local_attention=64,
+        pad_token_id=tokenizer.pad_token_id,
+        cls_token_id=tokenizer.cls_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        num_labels=n_classes,
+        classifier_pooling=t.classifier_pooling,
+    )
+    return ModernBertForSequenceClassification(config)

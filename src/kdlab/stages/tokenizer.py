@@ -1,0 +1,43 @@
+"""Stage `tokenizer`: the students' tokenizer, saved once for every arm.
+
+``student.source: hub`` saves ModernBERT's tokenizer at the pinned revision;
+``tiny`` (demo) fits a WordPiece vocabulary on the canonical train texts.
+Output: data/tokenizer/ (tokenizer.json and its configs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from kdlab import data
+from kdlab.config import Config
+from kdlab.paths import Layout
+from kdlab.stages.common import run_stage, stage_main
+from kdlab.tokenization import build_tokenizer
+
+
+def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
+    corpus = data.load_split(layout.prepared, "train")["text"].tolist() if cfg.student.source == "tiny" else []
+    tokenizer = build_tokenizer(cfg.student, corpus)
+    target = layout.tokenizer
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=target.parent))
+    try:
+        tokenizer.save_pretrained(str(staging))
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"tokenizer: {len(tokenizer):,} tokens ({cfg.student.source}) -> {target}")
+
+
+def main(argv=None) -> int:
+    return stage_main(__doc__.splitlines()[0], run, argv)
+
+
+if __name__ == "__main__":
+    run_stage(main)

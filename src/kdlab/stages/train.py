@@ -1,0 +1,112 @@
+"""Stage `train@<arm>`: one student, or (audit) its published predictions.
+
+Every arm shares the data, seed, data order and optimiser recipe; only the
+loss (and its targets) differ. Outputs in runs/<arm>/: predictions.npz (val,
+see kdlab.predictions), arm.json, model.safetensors + config.json,
+train_log.csv (per-step loss for `dvc plots`). In audit mode an arm without a
+published file gets an arm.json that says so, and nothing is faked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+
+import numpy as np
+
+from kdlab import data, io, remote
+from kdlab.config import ArmConfig, Config
+from kdlab.losses import make_loss_fn
+from kdlab.models import build_classifier
+from kdlab.paths import Layout
+from kdlab.predictions import Predictions, save_predictions
+from kdlab.published import convert_published_predictions
+from kdlab.stages.common import StageError, run_stage, stage_main
+from kdlab.tokenization import load_tokenizer
+from kdlab.train import encode, make_accelerator, predict_logits, require_device, save_checkpoint, train_classifier
+
+NOT_PUBLISHED = "not published (train mode)"
+
+
+def arm_record(arm: ArmConfig) -> dict:
+    spec = dataclasses.asdict(arm)
+    spec.pop("published")
+    return spec
+
+
+def from_published(cfg: Config, layout: Layout, arm: ArmConfig, val, n_classes: int) -> dict:
+    if arm.published is None:
+        return {"arm": arm.name, "available": False, "reason": NOT_PUBLISHED, "config": arm_record(arm)}
+    with tempfile.TemporaryDirectory(prefix="kdlab-arm-") as tmp:
+        path, record = remote.fetch(arm.published, f"arms.{arm.name}.published", tmp)
+        pred = convert_published_predictions(path, val["label"].to_numpy(), data.tier_codes_of(val), n_classes)
+    save_predictions(layout.predictions(arm.name), pred)
+    return {"arm": arm.name, "available": True, "source": "published", "file": record.as_dict(),
+            "config": arm_record(arm)}
+
+
+def trained(cfg: Config, layout: Layout, arm: ArmConfig, splits: dict, n_classes: int) -> dict:
+    require_device(cfg.optim, f"train@{arm.name}")
+    tokenizer = load_tokenizer(layout.tokenizer)
+    which = ["train", "test"] if arm.train_splits == "train+test" else ["train"]
+    frame = data.training_frame(splits, which)
+    if cfg.optim.max_train_samples:
+        frame = frame.iloc[: cfg.optim.max_train_samples]
+    teacher_logits = None
+    if arm.uses_teacher:
+        path = layout.teacher_train_test_final if arm.teacher_logits == "final" else layout.teacher_train_test_raw
+        stored = io.load_npz(path, {"logits": "f", "labels": "iu"})
+        expected_rows = len(splits["train"]) + len(splits["test"])
+        if stored["logits"].shape != (expected_rows, n_classes):
+            raise StageError(f"{path}: logits have shape {stored['logits'].shape}, expected "
+                             f"({expected_rows}, {n_classes}); rerun `dvc repro teacher`")
+        teacher_logits = stored["logits"]
+    max_len = cfg.data.max_length
+    train_set = encode(frame["text"].tolist(), frame["label"].to_numpy(), tokenizer, max_len,
+                       teacher_rows=frame["teacher_row"].to_numpy())
+    val = splits["val"]
+    val_set = encode(val["text"].tolist(), val["label"].to_numpy(), tokenizer, max_len)
+
+    accelerator = make_accelerator(cfg.optim)
+    model = build_classifier(cfg.student, n_classes, tokenizer, cfg.seed)
+    summary, model = train_classifier(
+        accelerator, model, train_set, cfg.optim, make_loss_fn(arm), tokenizer.pad_token_id, cfg.seed,
+        teacher_logits=teacher_logits, log_path=layout.run(arm.name) / "train_log.csv", desc=f"train@{arm.name}",
+    )
+    logits = predict_logits(accelerator, model, val_set, cfg.optim.eval_batch_size, tokenizer.pad_token_id,
+                            desc=f"predict@{arm.name}")
+    pred = Predictions.from_logits(val["row_id"].to_numpy(), logits, val["label"].to_numpy(),
+                                   data.tier_codes_of(val))
+    save_predictions(layout.predictions(arm.name), pred)
+    save_checkpoint(model, layout.run(arm.name))
+    return {"arm": arm.name, "available": True, "source": "trained", "config": arm_record(arm),
+            "training": {**summary, "rows": len(frame), "splits": which},
+            "backbone": dataclasses.asdict(cfg.student)}
+
+
+def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
+    arm = cfg.arm(args.arm)
+    card = io.read_json(layout.data_card)
+    layout.run(arm.name).mkdir(parents=True, exist_ok=True)
+    if cfg.arm_source == "published":
+        record = from_published(cfg, layout, arm, data.load_split(layout.prepared, "val"), card["n_classes"])
+    else:
+        splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
+        record = trained(cfg, layout, arm, splits, card["n_classes"])
+    record["profile"] = cfg.profile
+    io.write_json(layout.arm_card(arm.name), record)
+    print(f"train@{arm.name}: {record.get('source', record.get('reason'))}"
+          + (f", {record['training']['seconds']} s on {record['training']['device']}" if "training" in record else ""))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arm", required=True, help="arm name from params.yaml `arms`")
+
+
+def main(argv=None) -> int:
+    return stage_main(__doc__.splitlines()[0], run, argv, add_arguments)
+
+
+if __name__ == "__main__":
+    run_stage(main)

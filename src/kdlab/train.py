@@ -1,0 +1,249 @@
+"""The one training loop every arm (and a teacher kdlab trains) goes through.
+
+Speed rules from the T4 recipe: texts are tokenised once, each batch is padded
+to its own longest sequence, teacher logits live on the device as one tensor
+indexed by row, losses are summed on the device and read back only every
+``log_every`` steps. ``accelerate`` handles devices, fp16/bf16 autocast and
+(multi-GPU) data sharding, so the same code runs on a T4, a laptop CPU or
+several GPUs.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from kdlab.config import OptimConfig
+from kdlab.errors import KdlabError
+from kdlab.io import atomic_path
+
+LossFn = Callable[..., "object"]  # (student_logits, teacher_logits | None, labels) -> scalar tensor
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A tokenised split: ragged token ids (no padding), labels and teacher rows."""
+
+    input_ids: list[np.ndarray]
+    labels: np.ndarray  # (N,) int64
+    teacher_rows: np.ndarray  # (N,) int64 index into the teacher logits; -1 when none
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode(texts: Sequence[str], labels: np.ndarray, tokenizer, max_length: int,
+           teacher_rows: np.ndarray | None = None) -> Encoded:
+    """Tokenise once, truncating to ``max_length`` tokens (special tokens included)."""
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)["input_ids"]
+    rows = np.full(len(ids), -1, np.int64) if teacher_rows is None else np.asarray(teacher_rows, np.int64)
+    return Encoded([np.asarray(x, np.int64) for x in ids], np.asarray(labels, np.int64), rows)
+
+
+class _Rows:
+    """Map-style dataset over an :class:`Encoded` split (returns positions only)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def make_collate(encoded: Encoded, pad_id: int):
+    """Collate positions into a batch padded to the batch's longest sequence."""
+    import torch
+
+    def collate(positions: list[int]) -> dict:
+        seqs = [encoded.input_ids[i] for i in positions]
+        width = max(len(s) for s in seqs)
+        ids = np.full((len(seqs), width), pad_id, np.int64)
+        mask = np.zeros((len(seqs), width), np.int64)
+        for r, s in enumerate(seqs):
+            ids[r, : len(s)] = s
+            mask[r, : len(s)] = 1
+        return {
+            "input_ids": torch.from_numpy(ids),
+            "attention_mask": torch.from_numpy(mask),
+            "labels": torch.from_numpy(encoded.labels[positions]),
+            "teacher_rows": torch.from_numpy(encoded.teacher_rows[positions]),
+        }
+
+    return collate
+
+
+def resolve_precision(optim: OptimConfig) -> str:
+    """accelerate's ``mixed_precision``: bf16 where supported, fp16 on other GPUs (a T4), none on CPU."""
+    import torch
+
+    if optim.precision != "auto":
+        return {"fp32": "no", "fp16": "fp16", "bf16": "bf16"}[optim.precision]
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def require_device(optim: OptimConfig, what: str) -> None:
+    """Refuse to start the paper recipe on a CPU-only machine (it would take days)."""
+    import torch
+
+    if optim.require_gpu and not torch.cuda.is_available():
+        raise KdlabError(
+            f"{what}: the train profile fine-tunes ModernBERT-base (149M parameters, 3 epochs on 79,278 "
+            "complaints; about 80 minutes per arm on a T4) and needs a CUDA GPU, but none is visible. "
+            "On this machine run the offline demo (`dvc exp run -S profile=demo`) or rebuild the reports "
+            "from the published predictions (`dvc exp run -S profile=audit`); to force a CPU run anyway "
+            "set optim.require_gpu: false."
+        )
+
+
+def _quiet_bar(accelerator) -> bool | None:
+    """tqdm's ``disable``: off on non-main processes; None lets tqdm hide it when not on a terminal."""
+    return True if not accelerator.is_local_main_process else None
+
+
+def make_accelerator(optim: OptimConfig):
+    """One ``accelerate.Accelerator`` per process, shared by training and prediction."""
+    import torch
+    from accelerate import Accelerator
+
+    if optim.num_threads:
+        torch.set_num_threads(optim.num_threads)
+    return Accelerator(mixed_precision=resolve_precision(optim), cpu=not torch.cuda.is_available())
+
+
+def train_classifier(
+    accelerator,
+    model,
+    train: Encoded,
+    optim: OptimConfig,
+    loss_fn: LossFn,
+    pad_id: int,
+    seed: int,
+    teacher_logits: np.ndarray | None = None,
+    log_path: str | Path | None = None,
+    desc: str = "train",
+) -> dict:
+    """Fine-tune ``model``; return (summary dict, the unwrapped trained model).
+
+    The data order depends only on ``seed`` and the training rows, so arms that
+    share data see identical batches. ``teacher_logits`` (N_teacher, C) are
+    moved to the device once and indexed by ``train.teacher_rows`` per batch.
+    Writes a per-step CSV log (step, epoch, loss, lr) to ``log_path``.
+    """
+    import torch
+    from accelerate.utils import set_seed
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    set_seed(seed)
+    loader = DataLoader(
+        _Rows(len(train)), batch_size=optim.batch_size, shuffle=True,
+        generator=torch.Generator().manual_seed(seed), collate_fn=make_collate(train, pad_id),
+    )
+    no_decay = ("bias", "norm", "LayerNorm")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": optim.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=optim.learning_rate)
+    total_steps = optim.epochs * math.ceil(len(train) / optim.batch_size)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(optim.warmup_ratio * total_steps), total_steps)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    teacher = None
+    if teacher_logits is not None:
+        teacher = torch.as_tensor(np.asarray(teacher_logits, np.float32), device=accelerator.device)
+
+    log_rows, step, started = [], 0, time.perf_counter()
+    running = torch.zeros((), device=accelerator.device)
+    model.train()
+    bar = tqdm(total=total_steps, desc=desc, disable=_quiet_bar(accelerator))
+    for epoch in range(optim.epochs):
+        for batch in loader:
+            with accelerator.autocast():
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            t_logits = teacher[batch["teacher_rows"]] if teacher is not None else None
+            loss = loss_fn(logits.float(), t_logits, batch["labels"])  # the loss itself in fp32
+            accelerator.backward(loss)
+            if optim.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), optim.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            running += loss.detach()
+            step += 1
+            bar.update(1)
+            if step % optim.log_every == 0 or step == total_steps:
+                window = optim.log_every if step % optim.log_every == 0 else step % optim.log_every
+                mean_loss = float(running) / window  # one device sync per log window
+                running.zero_()
+                log_rows.append({"step": step, "epoch": round(step / len(loader), 4),
+                                 "loss": round(mean_loss, 6), "lr": scheduler.get_last_lr()[0]})
+                bar.set_postfix(loss=f"{mean_loss:.4f}")
+    bar.close()
+    seconds = time.perf_counter() - started
+    if log_path is not None:
+        write_log(log_path, log_rows)
+    if not log_rows or not math.isfinite(log_rows[-1]["loss"]):
+        raise KdlabError(f"{desc}: training diverged (final loss {log_rows[-1]['loss'] if log_rows else 'none'}); "
+                         "lower optim.learning_rate")
+    return {"steps": step, "seconds": round(seconds, 2), "precision": accelerator.mixed_precision,
+            "device": str(accelerator.device), "final_loss": log_rows[-1]["loss"],
+            "processes": accelerator.num_processes}, accelerator.unwrap_model(model)
+
+
+def predict_logits(accelerator, model, split: Encoded, batch_size: int, pad_id: int,
+                   desc: str = "predict") -> np.ndarray:
+    """Raw logits (N, C) float32 for ``split`` in its row order."""
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    # Longest-first batches pad least; the original order is restored afterwards.
+    order = np.argsort([-len(x) for x in split.input_ids], kind="stable")
+    loader = DataLoader(order.tolist(), batch_size=batch_size, shuffle=False, collate_fn=make_collate(split, pad_id))
+    model, loader = accelerator.prepare(model, loader)
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for batch in tqdm(loader, desc=desc, disable=_quiet_bar(accelerator)):
+            with accelerator.autocast():
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            outputs.append(accelerator.gather_for_metrics(logits.float()).cpu().numpy())
+    sorted_logits = np.concatenate(outputs)
+    logits = np.empty_like(sorted_logits)
+    logits[order] = sorted_logits
+    return logits
+
+
+def write_log(path: str | Path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["step", "epoch", "loss", "lr"])
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def save_checkpoint(model, folder: str | Path) -> None:
+    """``model.safetensors`` + ``config.json`` in ``folder``, each written atomically."""
+    from safetensors.torch import save_model
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    unwrapped = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_model(unwrapped, str(tmp))
+    with atomic_path(folder / "config.json") as tmp:
+        tmp.write_text(unwrapped.config.to_json_string())
