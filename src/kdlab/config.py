@@ -313,6 +313,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected one of {list(args)}, found {value!r}")
         return value
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):  # already built (the arms, which carry their own names)
+            return value
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, found {value!r}")
         return _build(tp, value, where)
@@ -438,10 +440,12 @@ def config_from_mapping(raw: dict[str, Any], source: str = "params.yaml") -> Con
     if not isinstance(arms_raw, dict):
         raise ConfigError(f"{source}: arms must be a mapping of arm name to settings, found {arms_raw!r}")
     effective = dict(effective)
-    effective["arms"] = [
-        {"name": name, **(spec or {})} if isinstance(spec, (dict, type(None))) else spec
-        for name, spec in arms_raw.items()
-    ]
+    arms = []
+    for name, spec in arms_raw.items():
+        if not isinstance(spec, (dict, type(None))):
+            raise ConfigError(f"{source}: arms.{name}: expected a mapping of settings, found {spec!r}")
+        arms.append(_build(ArmConfig, {"name": name, **(spec or {})}, f"{source}: arms.{name}"))
+    effective["arms"] = arms
     effective["source_file"] = source
     return validate(_build(Config, effective, source))
 

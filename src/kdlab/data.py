@@ -105,6 +105,12 @@ def canonicalize(
     hub_train = hub_train.reset_index(drop=True)
     if course.train_indices is not None and course.val_indices is not None:
         for name, idx in (("train_indices", course.train_indices), ("val_indices", course.val_indices)):
+            bad = [i for i in idx if isinstance(i, bool) or not isinstance(i, (int, np.integer))]
+            if bad:
+                raise DataError(f"{name}: entries must be integer row positions, found {bad[0]!r}")
+            n_dup = len(idx) - len(set(idx))
+            if n_dup:
+                raise DataError(f"{name}: {n_dup} duplicate indices; expected each raw row at most once")
             if len(idx) and (min(idx) < 0 or max(idx) >= len(hub_train)):
                 raise DataError(
                     f"{name}: indices must lie in [0, {len(hub_train)}) of the raw train split, "

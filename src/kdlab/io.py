@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -81,11 +82,13 @@ def load_npz(path: str | Path, required: dict[str, str] | None = None) -> dict[s
         with np.load(path, allow_pickle=False) as handle:
             arrays = {key: handle[key] for key in handle.files}
     except ValueError as exc:  # numpy raises ValueError for object arrays when pickles are off
+        if "pickle" not in str(exc).lower():
+            raise ArtifactError(f"{path}: not a readable .npz file ({exc}); download or regenerate it") from None
         raise ArtifactError(
             f"{path}: holds a pickled object array, which kdlab never loads ({exc}); "
             "re-export it with numeric arrays"
         ) from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ArtifactError(f"{path}: not a readable .npz file ({exc}); download or regenerate it") from None
     for key, kinds in (required or {}).items():
         if key not in arrays:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdlab.io import load_npz
+from kdlab.io import ArtifactError, load_npz
 from kdlab.predictions import Predictions, check_preds_are_argmax
 from kdlab.teacher import check_labels, check_logits, tier_codes
 
@@ -24,6 +24,8 @@ def convert_published_predictions(path: str | Path, val_labels: np.ndarray, val_
     """Validate a published predictions file against the prepared val split and convert it."""
     arrays = load_npz(path, REQUIRED)
     check_logits(path, arrays["logits"], len(val_labels), n_classes)
+    if arrays["preds"].shape != (len(val_labels),):
+        raise ArtifactError(f"{path}: preds have shape {arrays['preds'].shape}; expected ({len(val_labels)},)")
     check_labels(path, arrays["labels"], val_labels)
     tiers = tier_codes(arrays["val_tiers"], path)
     check_labels(path, tiers, val_tiers, what="val_tiers")

@@ -54,6 +54,11 @@ def _fetch_url(url: str, dest: Path, what: str, timeout: float = 60.0) -> Path:
             with open(tmp, "wb") as handle:
                 while block := response.read(1 << 20):
                     handle.write(block)
+    except urllib.error.HTTPError as exc:  # the server answered: not an offline problem
+        raise ArtifactError(
+            f"{what}: could not download {url} (HTTP {exc.code} {exc.reason}); the server answered, "
+            "so the pinned URL is wrong or the file moved: fix it in params.yaml"
+        ) from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise ArtifactError(f"{what}: could not download {url} ({exc}). {OFFLINE_HINT}") from None
     return dest
@@ -130,8 +135,10 @@ def fetch(artifact: Artifact, what: str, download_dir: str | Path) -> tuple[Path
         raise ArtifactError(f"{what}: set one of `local`, `url`, or `repo_id` + `filename` in params.yaml")
     digest = verify_sha256(path, artifact.sha256, what)
     if not pinned:
-        _warn(
-            f"{what} is not pinned (revision {artifact.revision!r}, no sha256): using commit {revision}, "
-            f"sha256 {digest}. Pin them in params.yaml to make the run reproducible."
-        )
+        if artifact.repo_id and not artifact.local and not artifact.url:
+            detail, used = f"revision {artifact.revision!r}, no sha256", f"commit {revision}, "
+        else:
+            detail, used = "no sha256", ""
+        _warn(f"{what} is not pinned ({detail}): using {used}sha256 {digest}. "
+              "Pin it in params.yaml to make the run reproducible.")
     return path, Fetched(what=what, path=str(path), source=source, sha256=digest, revision=revision, pinned=pinned)

@@ -13,13 +13,12 @@ then test rows, and val in its own order.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from kdlab.config import TIERS
-from kdlab.io import ArtifactError, load_npz
+from kdlab.io import ArtifactError, load_npz, read_json
 
 
 def tier_codes(values: np.ndarray, path: str | Path) -> np.ndarray:
@@ -87,7 +86,8 @@ def temperature_from_metadata(path: str | Path | None) -> float | None:
     def search(node):
         if isinstance(node, dict):
             for key, value in node.items():
-                if "temperature" in key.lower() and isinstance(value, (int, float)) and value > 0:
+                if "temperature" in key.lower() and isinstance(value, (int, float)) \
+                        and not isinstance(value, bool) and value > 0:
                     return float(value)
             for value in node.values():
                 found = search(value)
@@ -100,7 +100,7 @@ def temperature_from_metadata(path: str | Path | None) -> float | None:
                     return found
         return None
 
-    return search(json.loads(Path(path).read_text()))
+    return search(read_json(path))
 
 
 def implied_temperature(raw: np.ndarray, final: np.ndarray) -> float:
