@@ -1,8 +1,11 @@
-"""Shared fixtures: the repository's params.yaml and the reference course files."""
+"""Shared fixtures: params.yaml, the reference course files, and the demo DAG run once per session."""
 
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,3 +28,45 @@ def course_data() -> Path:
     if not (COURSE_DATA / "label_list.json").is_file():
         pytest.skip(f"reference course files not found in {COURSE_DATA}")
     return COURSE_DATA
+
+
+COPY = ["src", "params.yaml", "dvc.yaml", "reports/paper.tex", "pyproject.toml"]
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command in ``cwd`` with analytics off; on failure show the tail of its output."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def copy_repo(dest: Path) -> Path:
+    """The repository's tracked inputs in a fresh git + DVC repo at ``dest``."""
+    for item in COPY:
+        src = REPO / item
+        if not src.exists():
+            continue
+        target = dest / item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, target)
+    run(["git", "init", "-q"], dest)
+    run(["git", "config", "user.email", "ci@example.invalid"], dest)
+    run(["git", "config", "user.name", "kdlab ci"], dest)
+    run(["dvc", "init", "-q"], dest)
+    run(["dvc", "config", "core.check_update", "false"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "copy"], dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def demo_repo(tmp_path_factory) -> Path:
+    """A temporary copy of the repository after `dvc exp run -S profile=demo` (the whole demo DAG)."""
+    repo = copy_repo(tmp_path_factory.mktemp("kdlab-demo"))
+    run(["dvc", "exp", "run", "-S", "profile=demo"], repo)
+    return repo

@@ -249,6 +249,7 @@ def audit_setup(tmp_path, val, params_raw):
         raw = copy.deepcopy(params_raw)
         raw["profile"] = "audit"
         raw["arms"]["kd"]["published"] = {"local": str(path), "sha256": sha256}
+        raw["arms"]["kd"]["published_grid"] = {"local": str(path), "sha256": sha256}  # same bytes will do here
         raw["arms"]["topk"] = {"loss": "topk_kd", "top_k": 5}
         return config_from_mapping(raw)
 
@@ -269,6 +270,9 @@ def test_from_published_converts_a_local_copy(audit_setup, val):
     pred = load_predictions(s["layout"].predictions("kd"))
     assert np.array_equal(pred.labels, val["labels"]) and np.array_equal(pred.tiers, val["tiers"])
     np.testing.assert_array_equal(pred.logits, val["arrays"]["logits"])
+    assert record["grid_file"]["what"] == "arms.kd.published_grid"
+    grid = load_predictions(s["layout"].grid_predictions("kd"))
+    np.testing.assert_array_equal(grid.logits, val["arrays"]["logits"])
 
     missing = from_published(cfg, s["layout"], cfg.arm("topk"), s["frame"], C)
     assert missing["available"] is False and missing["reason"] == NOT_PUBLISHED

@@ -17,6 +17,12 @@ class ArmOutput:
     name: str
     card: dict
     predictions: Predictions | None  # None when the arm is not available (audit mode, unpublished)
+    grid_predictions: Predictions | None = None  # audit: the published grid's run of this cell, if separate
+
+    @property
+    def sweep_predictions(self) -> Predictions | None:
+        """What the T_d x α sweep reports for this arm: the grid's own run when published, else this arm."""
+        return self.grid_predictions if self.grid_predictions is not None else self.predictions
 
     @property
     def available(self) -> bool:
@@ -26,7 +32,8 @@ class ArmOutput:
 def load_arm(layout: Layout, name: str) -> ArmOutput:
     card = io.read_json(layout.arm_card(name))
     pred = load_predictions(layout.predictions(name)) if card.get("available") else None
-    return ArmOutput(name, card, pred)
+    grid = load_predictions(layout.grid_predictions(name)) if "grid_file" in card else None
+    return ArmOutput(name, card, pred, grid)
 
 
 def load_arms(cfg: Config, layout: Layout) -> dict[str, ArmOutput]:

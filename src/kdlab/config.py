@@ -205,6 +205,9 @@ class ArmConfig:
     teacher_logits: Literal["final", "raw"] = "final"
     train_splits: Literal["train+test", "train"] = "train+test"
     published: Optional[Artifact] = None  # audit mode: the published val predictions
+    # audit mode: the published T_d x α grid's file for this cell, when it is a separate run
+    # from `published` (the grid's (4, 0.7) cell and the distilled student are two runs)
+    published_grid: Optional[Artifact] = None
 
     @property
     def uses_teacher(self) -> bool:

@@ -75,6 +75,10 @@ class Layout:
     def predictions(self, arm: str) -> Path:
         return self.run(arm) / "predictions.npz"
 
+    def grid_predictions(self, arm: str) -> Path:
+        """Audit mode only: the published grid's predictions for this arm's cell."""
+        return self.run(arm) / "grid_predictions.npz"
+
     def arm_card(self, arm: str) -> Path:
         return self.run(arm) / "arm.json"
 

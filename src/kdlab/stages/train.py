@@ -32,18 +32,25 @@ NOT_PUBLISHED = "not published (train mode)"
 def arm_record(arm: ArmConfig) -> dict:
     spec = dataclasses.asdict(arm)
     spec.pop("published")
+    spec.pop("published_grid")
     return spec
 
 
 def from_published(cfg: Config, layout: Layout, arm: ArmConfig, val, n_classes: int) -> dict:
     if arm.published is None:
         return {"arm": arm.name, "available": False, "reason": NOT_PUBLISHED, "config": arm_record(arm)}
+    labels, tiers = val["label"].to_numpy(), data.tier_codes_of(val)
+    record = {"arm": arm.name, "available": True, "source": "published", "config": arm_record(arm)}
     with tempfile.TemporaryDirectory(prefix="kdlab-arm-") as tmp:
-        path, record = remote.fetch(arm.published, f"arms.{arm.name}.published", tmp)
-        pred = convert_published_predictions(path, val["label"].to_numpy(), data.tier_codes_of(val), n_classes)
-    save_predictions(layout.predictions(arm.name), pred)
-    return {"arm": arm.name, "available": True, "source": "published", "file": record.as_dict(),
-            "config": arm_record(arm)}
+        path, fetched = remote.fetch(arm.published, f"arms.{arm.name}.published", tmp)
+        save_predictions(layout.predictions(arm.name), convert_published_predictions(path, labels, tiers, n_classes))
+        record["file"] = fetched.as_dict()
+        if arm.published_grid is not None:
+            path, fetched = remote.fetch(arm.published_grid, f"arms.{arm.name}.published_grid", tmp)
+            save_predictions(layout.grid_predictions(arm.name),
+                             convert_published_predictions(path, labels, tiers, n_classes))
+            record["grid_file"] = fetched.as_dict()
+    return record
 
 
 def trained(cfg: Config, layout: Layout, arm: ArmConfig, splits: dict, n_classes: int) -> dict:

@@ -1,0 +1,95 @@
+"""The demo DAG end to end through DVC, in a temporary copy of the repository.
+
+Runs `dvc exp run -S profile=demo` (the documented switch) once per session and
+checks what the stages wrote. Marked ``e2e``: minutes, not seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kdlab import io, metrics
+from kdlab.config import load_config
+from kdlab.paths import Layout
+from kdlab.predictions import load_predictions
+from conftest import run
+
+pytestmark = pytest.mark.e2e
+
+
+def test_documented_switch_selects_demo(demo_repo):
+    assert load_config(demo_repo / "params.yaml").profile == "demo"
+    card = io.read_json(Layout(demo_repo).data_card)
+    assert card["source"] == "synthetic" and card["n_classes"] == 113
+
+
+def test_nothing_changed_means_nothing_runs(demo_repo):
+    status = run(["dvc", "status"], demo_repo)
+    assert "changed" not in status.stdout, status.stdout
+    again = run(["dvc", "repro"], demo_repo)
+    assert "Running stage" not in again.stdout, again.stdout
+
+
+def test_prepared_splits_and_tiers(demo_repo):
+    import pandas as pd
+
+    layout = Layout(demo_repo)
+    card = io.read_json(layout.data_card)
+    for name in ("train", "val", "test"):
+        frame = pd.read_parquet(layout.split(name))
+        assert list(frame.columns)[:5] == ["row_id", "text", "label", "label_name", "tier"]
+        assert len(frame) == card["split_sizes"][name]
+        assert frame["row_id"].tolist() == list(range(len(frame)))
+    assert card["tier_classes"] == {"head": 20, "mid": 40, "tail": 53}
+
+
+def test_teacher_files_match_published_format(demo_repo):
+    layout = Layout(demo_repo)
+    card = io.read_json(layout.data_card)
+    n_tt = card["split_sizes"]["train"] + card["split_sizes"]["test"]
+    for path in (layout.teacher_train_test_raw, layout.teacher_train_test_final):
+        arrays = io.load_npz(path)
+        assert arrays["logits"].dtype == np.float16 and arrays["logits"].shape == (n_tt, 113)
+    val = io.load_npz(layout.teacher_val_final)
+    assert set(val) == {"logits", "labels", "tiers"} and val["logits"].shape == (card["split_sizes"]["val"], 113)
+    teacher_card = io.read_json(layout.teacher_card)
+    assert teacher_card["temperature"] > 0
+    assert 0 < teacher_card["final"]["overall"]["macro_f1"] <= 1
+
+
+def test_arms_outputs_and_metrics(demo_repo):
+    layout = Layout(demo_repo)
+    cfg = load_config(demo_repo / "params.yaml")
+    evaluation = io.read_json(layout.metrics / "evaluate.json")
+    for arm in cfg.arm_names:
+        pred = load_predictions(layout.predictions(arm))
+        assert pred.logits.shape == (evaluation["n_val"], 113)
+        assert (layout.run(arm) / "model.safetensors").stat().st_size > 0
+        log = (layout.run(arm) / "train_log.csv").read_text().splitlines()
+        assert log[0] == "step,epoch,loss,lr" and len(log) > 3
+        overall = evaluation["arms"][arm]["full_val"]["overall"]
+        assert 0 <= overall["ece"] <= 1 and overall["nll"] > 0
+        # the demo is a real learning problem: head clearly learnt, tail much weaker
+        tiers = evaluation["arms"][arm]["full_val"]
+        assert tiers["head"]["macro_f1"] > 0.4 > tiers["tail"]["macro_f1"]
+        # temperature scaling never changes the argmax, so F1 is unchanged exactly
+        assert evaluation["arms"][arm]["eval_half_ts"]["overall"]["macro_f1"] == \
+            evaluation["arms"][arm]["eval_half"]["overall"]["macro_f1"]
+
+
+def test_kd_student_is_closer_to_teacher_than_vanilla(demo_repo):
+    """Holds only if the KD path (teacher rows, soft targets, T^2) is wired right."""
+    layout = Layout(demo_repo)
+    teacher = io.load_npz(layout.teacher_val_final)
+    p_teacher = metrics.softmax(teacher["logits"].astype(np.float32))
+    js = {arm: metrics.js_divergence(p_teacher, load_predictions(layout.predictions(arm)).probs()).mean()
+          for arm in ("vanilla", "kd")}
+    assert js["kd"] < js["vanilla"], js
+
+
+def test_rerun_is_bit_identical(demo_repo):
+    layout = Layout(demo_repo)
+    before = layout.predictions("vanilla").read_bytes()
+    run(["dvc", "repro", "-f", "-s", "train@vanilla"], demo_repo)
+    assert layout.predictions("vanilla").read_bytes() == before
