@@ -6,6 +6,10 @@ checks what the stages wrote. Marked ``e2e``: minutes, not seconds.
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -93,3 +97,33 @@ def test_rerun_is_bit_identical(demo_repo):
     before = layout.predictions("vanilla").read_bytes()
     run(["dvc", "repro", "-f", "-s", "train@vanilla"], demo_repo)
     assert layout.predictions("vanilla").read_bytes() == before
+
+
+def defined_macros(path) -> set[str]:
+    return set(re.findall(r"\\newcommand\{\\(kd[A-Za-z]+)\}", path.read_text()))
+
+
+def test_report_outputs_and_paper_references(demo_repo):
+    """Every macro paper.tex cites is defined and every file it includes exists."""
+    reports = Layout(demo_repo).reports
+    paper = (reports / "paper.tex").read_text()
+    used = set(re.findall(r"\\(kd[A-Za-z]+)", paper))
+    assert used and used <= defined_macros(reports / "numbers.tex"), used - defined_macros(reports / "numbers.tex")
+    for rel in re.findall(r"\\(?:input|includegraphics(?:\[[^]]*\])?)\{([^}]+)\}", paper):
+        assert (reports / rel).exists(), rel
+    for table in (reports / "tables").glob("*.tex"):
+        text = table.read_text()
+        assert "\\begin{tabular}" in text and "DEMO" in text, table.name
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not on PATH (no TeX distribution)")
+def test_paper_compiles_with_pdflatex(demo_repo, tmp_path):
+    reports = tmp_path / "reports"
+    shutil.copytree(Layout(demo_repo).reports, reports)
+    cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"]
+    for _ in range(2):  # the second pass resolves \ref
+        result = subprocess.run(cmd, cwd=reports, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:]
+    log = (reports / "paper.log").read_text(errors="replace")
+    assert "undefined" not in log.lower(), "undefined macro or reference in paper.tex"
+    assert (reports / "paper.pdf").stat().st_size > 10_000

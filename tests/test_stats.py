@@ -160,3 +160,18 @@ def test_bad_requests_raise(data):
         stats.resampled("accuracy", data["indices"] + 1, labels=data["labels"], preds=data["labels"])
     with pytest.raises(ValueError, match="same rows"):
         stats.paired_delta("mean", data["indices"], {"values": np.ones(10)}, {"values": np.ones(150)})
+
+
+def test_resampled_many_equals_one_call_per_request():
+    rng = np.random.default_rng(7)
+    n, c = 300, 6
+    labels = rng.integers(0, c, n)
+    logits = rng.normal(size=(n, c))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    preds = probs.argmax(1)
+    idx = stats.draw_indices(n, 50, 3)
+    requests = [("macro_f1", {"labels": labels, "preds": preds}), ("ece", {"probs": probs, "labels": labels}),
+                ("nll", {"probs": probs, "labels": labels})]
+    together = stats.resampled_many(requests, idx)
+    for (metric, inputs), values in zip(requests, together):
+        np.testing.assert_allclose(values, stats.resampled(metric, idx, **inputs), rtol=0, atol=1e-12)

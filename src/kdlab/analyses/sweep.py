@@ -1,0 +1,161 @@
+"""The T_d x alpha sweep on the FULL val split: macro F1, ECE (15 bins), NLL and tail macro F1
+of each cell, with bootstrap intervals, ranks and the paired delta to the recipe's cell
+(T_d 4, alpha 0.7).
+
+Cells are found by matching arm configs, never by name: loss kd, teacher_logits final,
+train_splits train+test, label_smoothing 0, kd_temperature in GRID_T and alpha in
+GRID_ALPHA. Two arms matching one cell is a configuration error; a cell no arm matches, or
+whose arm has no predictions, is reported with its reason.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from kdlab import metrics, stats
+from kdlab.analyses.context import Study
+from kdlab.analyses.teacher_diag import (boot_record, clean, dash, flat, frames, note_text, outside_note,
+                                         resample_many, write_wide)
+from kdlab.config import Config, ConfigError
+from kdlab.report import figures, latex
+
+import matplotlib.pyplot as plt  # noqa: E402  (after kdlab.report.figures selects the Agg backend)
+import seaborn as sns  # noqa: E402
+
+GRID_T = (1.0, 4.0, 8.0)
+GRID_ALPHA = (0.7, 0.9)
+DEFAULT_CELL = (4.0, 0.7)  # the study's distilled student (STUDY.md §3)
+KEYS = ("macro_f1", "ece", "nll", "tail_f1")
+DIRECTION = {"macro_f1": "higher", "ece": "lower", "nll": "lower", "tail_f1": "higher"}
+MACRO = {"macro_f1": "MacroFone", "ece": "Ece", "nll": "Nll", "tail_f1": "TailFone"}
+TITLES = {"macro_f1": "macro F1", "ece": "ECE (15 bins)", "nll": "NLL", "tail_f1": "tail macro F1"}
+NO_ARM = "no arm in params.yaml matches this cell"
+
+
+def _on_grid(x: float, grid: tuple[float, ...]):
+    return next((g for g in grid if math.isclose(x, g)), None)
+
+
+def grid_arms(cfg: Config) -> dict[tuple[float, float], str]:
+    """{(T_d, alpha): arm name} for the arms whose config is a sweep cell."""
+    cells = {}
+    for arm in cfg.arms:
+        t, a = _on_grid(arm.kd_temperature, GRID_T), _on_grid(arm.alpha, GRID_ALPHA)
+        if (arm.loss == "kd" and arm.teacher_logits == "final" and arm.train_splits == "train+test"
+                and arm.label_smoothing == 0 and t is not None and a is not None):
+            if (t, a) in cells:
+                raise ConfigError(f"{cfg.source_file}: arms {cells[(t, a)]!r} and {arm.name!r} both match the "
+                                  f"sweep cell T_d={t:g}, alpha={a:g}; make one of them differ")
+            cells[(t, a)] = arm.name
+    return cells
+
+
+def compute(study: Study) -> dict:
+    """Rows: full val (tail F1: the tail rows, tail class ids); systems: the sweep's arms."""
+    bins, seed = study.cfg.evaluation.ece_bins, study.seed
+    cells = grid_arms(study.cfg)
+    ok = {c: a for c, a in cells.items() if a not in study.unavailable}
+    y, tail = study.labels, study.scope_rows("tail")
+    tail_ids = study.scope_class_ids("tail")
+    pts, main, tails = {}, [], []
+    for cell, arm in ok.items():
+        p, pred = study.probs(arm), study.predictions(arm).preds
+        main += [("macro_f1", dict(labels=y, preds=pred)), ("ece", dict(probs=p, labels=y, n_bins=bins)),
+                 ("nll", dict(probs=p, labels=y))]
+        tails.append(("macro_f1", dict(labels=y[tail], preds=pred[tail], class_ids=tail_ids)))
+        pts[cell] = {"macro_f1": metrics.macro_f1(y, pred), "ece": metrics.ece(p, y, bins), "nll": metrics.nll(p, y),
+                     "tail_f1": metrics.macro_f1(y[tail], pred[tail], tail_ids)}
+    it_main = iter(resample_many(main, study.bootstrap_indices(study.n)) if main else [])
+    it_tail = iter(resample_many(tails, study.bootstrap_indices(len(tail))) if tails else [])
+    smp = {}
+    for cell in ok:
+        smp[cell] = {k: next(it_main) for k in KEYS[:3]}
+        smp[cell]["tail_f1"] = next(it_tail)
+    ranks = {k: pd.Series({c: pts[c][k] for c in ok}, dtype=float).rank(ascending=DIRECTION[k] == "lower",
+                                                                       method="min") for k in KEYS}
+    records, numbers = [], {}
+    for t in GRID_T:
+        for a in GRID_ALPHA:
+            cell, arm = (t, a), cells.get((t, a))
+            rec = {"kd_temperature": t, "alpha": a, "arm": arm, "available": cell in ok,
+                   "default": cell == DEFAULT_CELL}
+            if cell not in ok:
+                rec["reason"] = study.unavailable.get(arm, NO_ARM)
+                records.append(rec)
+                continue
+            for k in KEYS:
+                rec.update(flat(k, stats.summarize(pts[cell][k], smp[cell][k], seed)))
+                rec[f"rank_{k}"] = int(ranks[k][cell])
+                if DEFAULT_CELL in ok and cell != DEFAULT_CELL:
+                    d = stats.summarize(pts[cell][k] - pts[DEFAULT_CELL][k], smp[cell][k] - smp[DEFAULT_CELL][k], seed)
+                    rec.update({f"delta_{k}": d.estimate, f"delta_{k}_low": d.low, f"delta_{k}_high": d.high})
+            records.append(rec)
+    grids = {k: [[pts.get((t, a), {}).get(k) for a in GRID_ALPHA] for t in GRID_T] for k in KEYS}
+    for k in KEYS:
+        m = MACRO[k]
+        if ok:
+            best = ranks[k].idxmin()
+            numbers.update({f"SweepBest{m}": pts[best][k], f"SweepBest{m}Td": f"{best[0]:g}",
+                            f"SweepBest{m}Alpha": f"{best[1]:g}",
+                            f"SweepSpread{m}": float(np.ptp([pts[c][k] for c in ok]))})
+        numbers[f"SweepDefaultRank{m}"] = int(ranks[k][DEFAULT_CELL]) if DEFAULT_CELL in ok else None
+    numbers["SweepCells"] = len(ok)
+    return clean({"name": "sweep", "fold": "full val", "n": study.n, "n_tail": len(tail),
+                  "bootstrap": boot_record(study),
+                  "grid_t": GRID_T, "grid_alpha": GRID_ALPHA, "default_cell": DEFAULT_CELL,
+                  "cells": {f"T{t:g}_a{a:g}": arm for (t, a), arm in cells.items()},
+                  "unavailable": {arm: study.unavailable[arm] for arm in cells.values() if arm in study.unavailable},
+                  "tables": {"grid": records}, "grids": grids,
+                  "numbers": {k: dash(v) for k, v in numbers.items()}})
+
+
+def _label(rec: dict) -> str:
+    return f"{rec['kd_temperature']:g} / {rec['alpha']:g} ({rec['arm'] or 'no arm'})"
+
+
+def render(result: dict, out) -> None:
+    """reports/tables/sweep_grid.tex; reports/figures/sweep_heatmaps.{pdf,png}."""
+    b, recs = result["bootstrap"], result["tables"]["grid"]
+    rows = {_label(r): r for r in recs}
+    keys = list(KEYS) + ["delta_macro_f1"]
+    values, low, high = frames(rows, keys)
+    t0, a0 = result["default_cell"]
+    write_wide(
+        out.tables / "sweep_grid.tex", values, low=low, high=high,
+        unavailable={k: r["reason"] for k, r in rows.items() if not r["available"]},
+        directions={**latex.DIRECTIONS, "tail_f1": "higher"}, size=r"\footnotesize", label="tab:sweep_grid",
+        headers={**latex.METRIC_LABELS, "tail_f1": "Tail macro F1",
+                 "delta_macro_f1": r"$\Delta$ macro F1"},
+        caption_tex=latex.caption(
+            "Distillation temperature T_d x alpha sweep", n=result["n"], fold="full validation split",
+            source=out.source, demo_note=out.profile_note, resamples=b["resamples"], seed=b["seed"],
+            notes=[f"Rows: T_d / alpha (arm). Cells found by arm config (loss kd, temperature-scaled teacher "
+                   f"logits, train+test, no label smoothing), not by name. Tail macro F1 on the "
+                   f"{result['n_tail']:,} tail examples. Best cell per "
+                   f"column in bold; the delta is paired against the recipe's cell (T_d = {t0:g}, alpha = {a0:g}). "
+                   "Spread and ranks: results/sweep.json."] + outside_note(values, low, high)))
+    figures.set_style()
+    fig, axes = plt.subplots(1, len(KEYS), figsize=(3.0 * len(KEYS), 2.9), squeeze=False)
+    for ax, k in zip(axes[0], KEYS):
+        grid = np.array([[math.nan if v is None else v for v in row] for row in result["grids"][k]], dtype=float)
+        annot = np.array([["n/a" if math.isnan(v) else f"{v:.3f}" for v in row] for row in grid], dtype=object)
+        frame = pd.DataFrame(grid, index=[f"{t:g}" for t in result["grid_t"]],
+                             columns=[f"{a:g}" for a in result["grid_alpha"]])
+        sns.heatmap(frame, ax=ax, annot=annot, fmt="", cbar=True, linewidths=0.5, linecolor="white",
+                    cmap="cividis" if DIRECTION[k] == "higher" else "cividis_r", annot_kws={"fontsize": "small"})
+        ax.grid(False)
+        for i, j in zip(*np.nonzero(np.isnan(grid))):
+            ax.text(j + 0.5, i + 0.5, "n/a", ha="center", va="center", fontsize="small", color="0.3")
+        if np.isfinite(grid).any():
+            i, j = np.unravel_index(np.nanargmax(grid) if DIRECTION[k] == "higher" else np.nanargmin(grid), grid.shape)
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=2))
+        ax.set(title=f"{TITLES[k]} ({'higher' if DIRECTION[k] == 'higher' else 'lower'} is better)",
+               xlabel="alpha (weight of the soft term)", ylabel="T_d")
+    omitted = [f"T_d={r['kd_temperature']:g}, alpha={r['alpha']:g}: {r['reason']}" for r in recs if not r["available"]]
+    note = note_text(out, "full validation split", result["n"]) + (
+        f"\nn/a cells: {'; '.join(omitted)}" if omitted else "") + "\nblack box: best cell; brighter is better"
+    fig.suptitle(note, fontsize="small")
+    figures.save_figure(fig, out.figures / "sweep_heatmaps")

@@ -1,0 +1,263 @@
+"""Booktabs tables and ``\\newcommand`` macros from the pipeline's numbers.
+
+Tables are rendered by pandas ``Styler.to_latex(hrules=True)`` (booktabs rules);
+row and column labels are escaped by ``format_index(escape="latex")``. Data
+cells are built here from numbers only (fixed decimals, optional confidence
+interval ``0.263 [0.251, 0.275]``), so they need no escaping. The output needs
+only ``\\usepackage{booktabs}`` in the including document.
+
+Every file is written atomically (:func:`kdlab.io.write_text`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from pathlib import Path
+from typing import Hashable, Mapping, Optional, Sequence
+
+import pandas as pd
+
+from kdlab import io
+
+# Direction of "better" per metric key (the keys of kdlab.metrics.summarize);
+# a key missing here is never marked bold.
+DIRECTIONS = {
+    "accuracy": "higher", "macro_f1": "higher",
+    "ece": "lower", "adaptive_ece": "lower", "mce": "lower", "smooth_ece": "lower",
+    "nll": "lower", "brier": "lower",
+}
+# Column headers for metric keys; other keys are shown as they are.
+METRIC_LABELS = {
+    "accuracy": "Accuracy", "macro_f1": "Macro F1", "ece": "ECE", "adaptive_ece": "ACE",
+    "mce": "MCE", "smooth_ece": "smECE", "nll": "NLL", "brier": "Brier", "temperature": "$T$",
+    "mean_confidence": "Mean conf.", "mean_entropy": "Mean entropy",
+}
+MINUS = r"\ensuremath{-}"  # a true minus sign, valid in text and math mode
+MISSING = "--"             # a NaN cell
+_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+             "\u2014": "---", "\u2013": "--"}
+_MACRO_NAME = re.compile(r"[A-Za-z]+")
+_DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
+
+
+# --------------------------------------------------------------------------- #
+# Text
+# --------------------------------------------------------------------------- #
+def escape_latex(text: str) -> str:
+    """Plain text -> LaTeX text: escapes ``\\ & % $ # _ { } ~ ^``, em/en dashes to ---/--."""
+    return "".join(_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def braces_balanced(tex: str) -> bool:
+    """True when the unescaped ``{`` and ``}`` of ``tex`` pair up (``\\{`` and ``\\}`` do not count)."""
+    depth = 0
+    for match in re.finditer(r"\\.|[{}]", tex, flags=re.S):
+        token = match.group()
+        if token == "{":
+            depth += 1
+        elif token == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def fixed(x: float, decimals: int = 3, sign: bool = False) -> str:
+    """``x`` with ``decimals`` fixed decimals; a LaTeX minus for negatives, ``+`` when ``sign``;
+    ``--`` for NaN or None."""
+    if x is None or not math.isfinite(float(x)):
+        return MISSING
+    text = f"{float(x):+.{decimals}f}" if sign else f"{float(x):.{decimals}f}"
+    return text.replace("-", MINUS, 1) if text.startswith("-") else text
+
+
+def percent(share: float, decimals: int = 0, sign: bool = False) -> str:
+    """A share as a percentage (0.137 -> ``13.7\\,\\%`` at one decimal; signed with ``sign``);
+    ``--`` for NaN or None."""
+    text = fixed(None if share is None else 100 * float(share), decimals, sign)
+    return text if text == MISSING else text + r"\,\%"
+
+
+def count(n: int) -> str:
+    """An integer with thousands separators that work in text and math mode: ``6{,}430``."""
+    return f"{int(n):,}".replace(",", "{,}")
+
+
+def cell(x: float, decimals: int = 3, low: Optional[float] = None, high: Optional[float] = None,
+         bold: bool = False) -> str:
+    """One table cell: ``0.263``, or ``0.263 [0.251, 0.275]`` when a CI (``low``, ``high``,
+    both finite) is given; ``bold`` sets the point estimate in ``\\textbf``."""
+    text = fixed(x, decimals)
+    if text == MISSING:
+        return text
+    if bold:
+        text = rf"\textbf{{{text}}}"
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return text
+    return f"{text} [{fixed(low, decimals)}, {fixed(high, decimals)}]"
+
+
+def caption(title: str, *, n: int, fold: str, source: str, demo_note: str = "",
+            resamples: Optional[int] = None, seed: Optional[int] = None, notes: Sequence[str] = ()) -> str:
+    """Caption text (LaTeX) stating what, on which fold, n, the data source and, when given,
+    the bootstrap resamples and seed. ``title``, ``fold``, ``source``, ``demo_note`` and
+    ``notes`` are plain text (escaped here); a non-empty ``demo_note`` comes first, in bold."""
+    parts = [rf"\textbf{{{escape_latex(demo_note)}}}"] if demo_note else []
+    parts.append(f"{escape_latex(title)}, {escape_latex(fold)}, $n = {count(n)}$.")
+    if resamples is not None:
+        seed_text = f", seed {seed}" if seed is not None else ""
+        parts.append(f"Intervals: paired bootstrap, {count(resamples)} resamples{seed_text}.")
+    parts.extend(escape_latex(note) for note in notes)
+    parts.append(f"Data: {escape_latex(source)}.")
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------- #
+# Tables
+# --------------------------------------------------------------------------- #
+def metric_key(column: Hashable) -> str:
+    """The metric key of a column: the last level of a tuple column, else the column itself."""
+    return str(column[-1] if isinstance(column, tuple) else column)
+
+
+def best_rows(values: pd.Series, direction: Optional[str], decimals: int) -> set:
+    """Rows holding the best value of ``values`` as displayed (rounded to ``decimals``,
+    so visible ties are all marked); ``direction`` "higher", "lower" or None (no best)."""
+    shown = values.astype(float).round(decimals).dropna()
+    if direction not in ("higher", "lower") or shown.empty:
+        return set()
+    target = shown.max() if direction == "higher" else shown.min()
+    return set(shown.index[shown == target])
+
+
+def _decimals_of(decimals: int | Mapping[Hashable, int], column: Hashable) -> int:
+    if isinstance(decimals, Mapping):
+        return int(decimals.get(column, decimals.get(metric_key(column), 3)))
+    return int(decimals)
+
+
+def _cmidrules(columns: pd.Index, n_index: int = 1) -> str:
+    """``\\cmidrule(lr){a-b}`` under each run of equal top-level names of a two-level column index."""
+    rules, first = [], n_index + 1
+    for _, group in itertools.groupby(c[0] for c in columns):
+        width = len(list(group))
+        rules.append(rf"\cmidrule(lr){{{first}-{first + width - 1}}}")
+        first += width
+    return " ".join(rules)
+
+
+def _header(key: Hashable, headers: Mapping[str, str]) -> str:
+    """A column header: ``headers[key]`` (LaTeX) when given, else the key as escaped text."""
+    return headers.get(str(key), escape_latex(str(key)))
+
+
+def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
+                 decimals: int | Mapping[Hashable, int] = 3,
+                 low: Optional[pd.DataFrame] = None, high: Optional[pd.DataFrame] = None,
+                 unavailable: Optional[Mapping[Hashable, str]] = None,
+                 best_among: Optional[Sequence[Hashable]] = None,
+                 directions: Mapping[str, str] = DIRECTIONS,
+                 headers: Mapping[str, str] = METRIC_LABELS,
+                 size: str = r"\small", position: str = "htbp") -> str:
+    """A booktabs ``table`` (LaTeX source) from a frame of numbers.
+
+    ``values``: rows = systems (the index: plain-text labels), columns = metric keys, either
+    flat (``"ece"``) or two-level (``("head", "ece")``: the top level is grouped under a
+    ``\\multicolumn`` header with a ``\\cmidrule``). ``low``/``high``: optional frames of the
+    same shape, rendered as ``x [low, high]`` where both are finite. Headers: ``headers[key]``
+    (LaTeX) for keys in ``headers``, else the escaped key; row labels are escaped by pandas.
+    ``decimals``: one int, or a mapping by column or metric key (default 3). Per column the best value among
+    ``best_among`` rows (default: every available row) is bold, by ``directions`` of its
+    metric key. ``unavailable``: row -> reason (plain text), rendered as one cell spanning
+    every metric column. ``caption_tex``: LaTeX (see :func:`caption`); ``label``: the \\label key.
+    """
+    unavailable = {r: why for r, why in (unavailable or {}).items() if r in values.index}
+    rows = [r for r in values.index if r not in unavailable]
+    candidates = [r for r in (best_among if best_among is not None else rows) if r in rows]
+    text = pd.DataFrame("", index=values.index, columns=values.columns, dtype=object)
+    for col in values.columns:
+        d = _decimals_of(decimals, col)
+        best = best_rows(values.loc[candidates, col], directions.get(metric_key(col)), d)
+        for r in rows:
+            text.at[r, col] = cell(values.at[r, col], d, None if low is None else low.at[r, col],
+                                   None if high is None else high.at[r, col], bold=r in best)
+    sentinels = {}
+    for i, r in enumerate(unavailable):
+        sentinels[f"@@KDLABNA{i}@@"] = escape_latex(unavailable[r])
+        text.at[r, values.columns[0]] = f"@@KDLABNA{i}@@"
+    two_level = isinstance(values.columns, pd.MultiIndex)
+    text.columns = values.columns.map(
+        lambda c: tuple(_header(p, headers) for p in c) if two_level else _header(c, headers))
+    # row labels: pandas' LaTeX escaping; headers are LaTeX already (see _header)
+    styler = text.style.format_index(escape="latex", axis=0)
+    tex = styler.to_latex(hrules=True, caption=caption_tex, label=label, position=position,
+                          position_float="centering", multicol_align="c",
+                          column_format="l" + "r" * len(values.columns))
+    k = len(values.columns)
+    for token, reason in sentinels.items():
+        tex = re.sub(re.escape(token) + r"(?:\s*&\s*)*\s*\\\\",
+                     lambda _m, reason=reason: rf"\multicolumn{{{k}}}{{c}}{{\emph{{{reason}}}}} \\", tex)
+    if two_level:
+        lines = tex.splitlines()
+        top = lines.index(r"\toprule")
+        lines.insert(top + 2, _cmidrules(values.columns))
+        tex = "\n".join(lines) + "\n"
+    if size:
+        tex = tex.replace("\\centering\n", f"\\centering\n{size}\n", 1)
+    if not braces_balanced(tex):  # a bug here, not in the data: never write broken LaTeX
+        raise ValueError(f"table {label!r}: unbalanced braces in the rendered LaTeX")
+    return tex
+
+
+def write_table(path: str | Path, values: pd.DataFrame, **kwargs) -> str:
+    """Render with :func:`render_table` (same keyword arguments) and write atomically; returns the text."""
+    tex = render_table(values, **kwargs)
+    io.write_text(path, tex)
+    return tex
+
+
+# --------------------------------------------------------------------------- #
+# Headline numbers
+# --------------------------------------------------------------------------- #
+def macro_name(name: str) -> str:
+    """A free name as TeX macro letters, CamelCase, digits spelled out:
+    ``kd`` -> ``Kd``, ``td1_a07`` -> ``TdOneAZeroSeven``."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", name) if w]
+    spelled = "".join(w[:1].upper() + w[1:] for w in words)
+    return re.sub(r"\d", lambda m: _DIGITS[int(m.group())], spelled)
+
+
+def numbers_tex(numbers: Mapping[str, float | int | str], decimals: int = 3, prefix: str = "kd") -> str:
+    """One ``\\newcommand{\\<prefix><Name>}{value}`` per entry, in the mapping's order.
+
+    Names must be letters only (TeX macro names); floats are written with ``decimals``
+    fixed decimals (``--`` for NaN), ints with thousands separators, strings verbatim
+    (they are LaTeX: escape plain text with :func:`escape_latex` first; braces must balance).
+    """
+    if not _MACRO_NAME.fullmatch(prefix):
+        raise ValueError(f"macro prefix must be letters only, found {prefix!r}")
+    lines = ["% Headline numbers, written by the `report` stage (kdlab.stages.report); do not edit.",
+             "% \\input{numbers.tex} in a document, then cite e.g. \\" + prefix + "<Name>{}."]
+    for name, value in numbers.items():
+        if not isinstance(name, str) or not _MACRO_NAME.fullmatch(name):
+            raise ValueError(f"macro name {name!r}: TeX macro names may use letters only (A-Z, a-z)")
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise TypeError(f"macro {name!r}: expected a float, int or str, found {type(value).__name__}")
+        if isinstance(value, str):
+            if not braces_balanced(value):
+                raise ValueError(f"macro {name!r}: unbalanced braces in {value!r}")
+            body = value
+        elif isinstance(value, int):
+            body = count(value)
+        else:
+            body = fixed(value, decimals)
+        lines.append(rf"\newcommand{{\{prefix}{name}}}{{{body}}}")
+    return "\n".join(lines) + "\n"
+
+
+def write_numbers_tex(path: str | Path, numbers: Mapping[str, float | int | str], decimals: int = 3) -> None:
+    """Write :func:`numbers_tex` to ``path`` atomically."""
+    io.write_text(path, numbers_tex(numbers, decimals))
