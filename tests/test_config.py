@@ -74,6 +74,8 @@ def test_train_profile_is_the_paper_recipe(params_raw):
     ev = cfg.evaluation
     assert ev.ece_bins == 15 and ev.thresholds == (0.5, 0.6, 0.7, 0.8, 0.9)
     assert ev.calibration_fold_seed == 42 + 999 and ev.bootstrap.resamples == 10_000
+    assert ev.bootstrap.loop_resamples == 200
+    assert (cfg.headline_arm, cfg.raw_teacher_arm) == ("kd", "kd_raw_teacher")
 
 
 def test_every_arm_of_params_yaml_is_consistent(params_raw):
@@ -236,6 +238,13 @@ BAD = {
                              ["baseline_arm 'vanilla' is not among the arms ['kd', 'top1']"]),
     "baseline arm misspelt": (_set("baseline_arm", "vanila"),
                               ["baseline_arm 'vanila' is not among the arms ['vanilla', 'kd'"]),
+    "headline arm misspelt": (_set("headline_arm", "kdd"),
+                              ["headline_arm 'kdd' is not among the arms ['vanilla', 'kd'"]),
+    "headline arm missing": (lambda raw: raw["arms"].pop("kd"), ["headline_arm 'kd' is not among the arms"]),
+    "zero loop resamples": (_set("evaluation", "bootstrap", "loop_resamples", 0),
+                            ["evaluation.bootstrap.loop_resamples", "positive integer", "found 0"]),
+    "fractional loop resamples": (_set("evaluation", "bootstrap", "loop_resamples", 2.5),
+                                  ["loop_resamples", "expected an integer", "found 2.5"]),
     "no arms": (_set("arms", {}), ["arms is empty"]),
     "arms as a list": (_set("arms", ["vanilla", "kd"]), ["arms must be a mapping", "['vanilla', 'kd']"]),
     "label smoothing 1": (_set("arms", "vanilla", "label_smoothing", 1.0),
@@ -282,6 +291,17 @@ def test_config_errors_are_kdlab_errors(params_raw):
     params_raw["arms"]["kd"]["alpha"] = 2
     with pytest.raises(KdlabError):
         config_from_mapping(params_raw)
+
+
+def test_headline_arm_naming_no_arm_is_a_config_error(params_raw):
+    params_raw["headline_arm"] = "distilled"
+    with pytest.raises(ConfigError, match=re.escape("headline_arm 'distilled' is not among the arms")):
+        config_from_mapping(params_raw)
+
+
+def test_raw_teacher_arm_may_be_left_out_of_the_arms(params_raw):
+    del params_raw["arms"]["kd_raw_teacher"]  # han_guo then reports it as not configured
+    assert config_from_mapping(params_raw).raw_teacher_arm == "kd_raw_teacher"
 
 
 def test_unknown_arm_lookup_lists_the_arms(params_raw):

@@ -221,6 +221,7 @@ class ArmConfig:
 class BootstrapConfig:
     resamples: int = 10_000
     seed: int = 42
+    loop_resamples: int = 200  # cap for metrics the bootstrap can only loop over (adaptive ECE, smECE)
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,8 @@ class Config:
     evaluation: EvaluationConfig
     source_file: str = "params.yaml"
     baseline_arm: str = "vanilla"
+    headline_arm: str = "kd"  # the study's distilled student, compared with the baseline (STUDY.md §3)
+    raw_teacher_arm: str = "kd_raw_teacher"  # distilled from the raw teacher logits (Han Guo test); may be absent
     arm_source: Literal["train", "published"] = "train"
 
     def arm(self, name: str) -> ArmConfig:
@@ -412,6 +415,10 @@ def validate(cfg: Config) -> Config:
     _require(len(names) > 0, f"{src}: arms is empty; expected at least the baseline arm {cfg.baseline_arm!r}")
     _require(len(set(names)) == len(names), f"{src}: arm names must be unique, found {names}")
     _require(cfg.baseline_arm in names, f"{src}: baseline_arm {cfg.baseline_arm!r} is not among the arms {names}")
+    _require(cfg.headline_arm in names, f"{src}: headline_arm {cfg.headline_arm!r} is not among the arms {names}")
+    _require(cfg.raw_teacher_arm.replace("_", "").replace("-", "").isalnum(),
+             f"{src}: raw_teacher_arm: arm names may use letters, digits, '_' and '-' only, "
+             f"found {cfg.raw_teacher_arm!r}")
     for arm in cfg.arms:
         w = f"{src}: arms.{arm.name}"
         _require(arm.name.replace("_", "").replace("-", "").isalnum(),
@@ -433,6 +440,8 @@ def validate(cfg: Config) -> Config:
     _require(all(0 < t < 1 for t in ev.thresholds), f"{src}: evaluation.thresholds must lie in (0, 1)")
     _require(0 < ev.sla_accuracy <= 1, f"{src}: evaluation.sla_accuracy must be in (0, 1]")
     _require(ev.bootstrap.resamples > 0, f"{src}: evaluation.bootstrap.resamples must be positive")
+    _require(ev.bootstrap.loop_resamples > 0, f"{src}: evaluation.bootstrap.loop_resamples: expected a positive "
+             f"integer, found {ev.bootstrap.loop_resamples}")
     return cfg
 
 

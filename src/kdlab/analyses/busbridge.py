@@ -3,7 +3,7 @@
 Compared on the full validation split (overall and per tier): the distilled
 arms ordered by k, the number of teacher probabilities the student sees —
 top-1 distillation (``loss: top1_kd``, k = 1), top-k (``loss: topk_kd``,
-k = ``top_k``) and full-distribution KD (the ``kd`` arm, k = C) — and the
+k = ``top_k``) and full-distribution KD (``headline_arm``, kd, k = C) — and the
 baseline arm (no teacher) as reference. Per system: ECE, NLL and
 JS(teacher, student) with bootstrap intervals; per arm: the change vs full
 KD on the same resamples (paired). The calibration-vs-k curve is the values
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from kdlab.analyses.common import (LABEL, add_numbers, ci_record, delta, excludes_zero, figure_note, header, macro,
+                                   measure, scope_table, unavailable_rows)
 from kdlab.analyses.context import SCOPES, Study
-from kdlab.analyses.tiers import (KD_ARM, LABEL, add_numbers, ci_record, delta, excludes_zero, figure_note, header,
-                                  macro, measure, scope_table)
 from kdlab.report import figures
 
 METRICS = ("ece", "nll", "js")
@@ -34,14 +34,14 @@ def ladder(study: Study) -> list[tuple[str, int]]:
             rungs.append((arm.name, 1))
         elif arm.loss == "topk_kd":
             rungs.append((arm.name, int(arm.top_k)))
-        elif arm.name == KD_ARM:
+        elif arm.name == study.cfg.headline_arm:
             rungs.append((arm.name, int(study.teacher.n_classes)))
     return sorted(rungs, key=lambda r: r[1])
 
 
 def compute(study: Study) -> dict:
     """ECE, NLL and JS of each ladder arm and the baseline; each ladder arm minus full KD."""
-    base, avail = study.cfg.baseline_arm, set(study.available)
+    base, kd, avail = study.cfg.baseline_arm, study.cfg.headline_arm, set(study.available)
     rungs = ladder(study)
     k_of = dict(rungs)
     systems = [a for a, _ in rungs if a in avail] + ([base] if base in avail else [])
@@ -52,9 +52,9 @@ def compute(study: Study) -> dict:
             for m in METRICS:
                 values.append({"system": s, "k": k_of.get(s), "scope": scope, "metric": m,
                                **ci_record(*got[s][m], study)})
-                if KD_ARM in got and s not in (KD_ARM, base):
-                    rec = delta(got[s][m], got[KD_ARM][m], study)
-                    vs_full.append({"arm": s, "k": k_of[s], "reference": KD_ARM, "scope": scope, "metric": m,
+                if kd in got and s not in (kd, base):
+                    rec = delta(got[s][m], got[kd][m], study)
+                    vs_full.append({"arm": s, "k": k_of[s], "reference": kd, "scope": scope, "metric": m,
                                     **rec, "excludes_zero": excludes_zero(rec)})
     result = {"name": "busbridge", **header(study), "ladder": [{"arm": a, "k": k} for a, k in rungs],
               "published": PUBLISHED}
@@ -62,7 +62,7 @@ def compute(study: Study) -> dict:
         r["n"] = result["n"][r["scope"]]
         r["unstable"] = r["metric"] == "ece" and result["ece_unstable"][r["scope"]]
     result["unavailable"] = {a: why for a, why in study.unavailable.items() if a in k_of or a == base}
-    missing = [{"system": a, "available": False, "reason": why} for a, why in result["unavailable"].items()]
+    missing = unavailable_rows(result["unavailable"])
     result["tables"] = {"values": values + missing, "vs_full": vs_full + missing}
     numbers: dict = {}
     for scope in SCOPES:
@@ -71,7 +71,7 @@ def compute(study: Study) -> dict:
                 rec = next((r for r in values if (r["system"], r["scope"], r["metric"]) == (s, scope, m)), None)
                 add_numbers(numbers, f"Busbridge{macro(s)}{scope.capitalize()}{TAGS[m]}", rec)
     for s, _ in rungs:
-        if s != KD_ARM:
+        if s != kd:
             rec = next((r for r in vs_full if (r["arm"], r["scope"], r["metric"]) == (s, "overall", "ece")), None)
             add_numbers(numbers, f"Busbridge{macro(s)}EceMinusFull", rec)
     result["numbers"] = numbers
@@ -79,13 +79,13 @@ def compute(study: Study) -> dict:
 
 
 def _label(result: dict):
-    k_of = {r["arm"]: r["k"] for r in result["ladder"]}
+    k_of, kd = {r["arm"]: r["k"] for r in result["ladder"]}, result["headline"]
     full = max(k_of.values(), default=None)
 
     def label(arm: str) -> str:
         if arm not in k_of:
             return f"{arm} (no teacher)" if arm == result["baseline"] else arm
-        return f"{arm} (k={k_of[arm]}{', full' if k_of[arm] == full and arm == KD_ARM else ''})"
+        return f"{arm} (k={k_of[arm]}{', full' if k_of[arm] == full and arm == kd else ''})"
     return label
 
 
@@ -97,7 +97,7 @@ def shaky_rows(result: dict) -> list[str]:
 
 def render(result: dict, out) -> None:
     """reports/tables/busbridge_{ece,nll,js,vs_full}.tex, reports/figures/busbridge_calibration_vs_k.{pdf,png}."""
-    label, gone = _label(result), result["unavailable"]
+    label, gone, kd = _label(result), result["unavailable"], result["headline"]
     for m in METRICS:
         scope_table(out.tables / f"busbridge_{m}.tex", result["tables"]["values"], m, "system", result, out,
                     title=f"{LABEL[m]} by how much of the teacher's distribution the student sees (k)",
@@ -105,8 +105,8 @@ def render(result: dict, out) -> None:
                     unstable_ece=m == "ece")
     rows = [{**r, "row": f"{label(r['arm'])}: {LABEL[r['metric']]}", "metric": "vs"}
             for r in result["tables"]["vs_full"] if r.get("metric")]
-    scope_table(out.tables / "busbridge_vs_full.tex", rows, "vs", "row", result, out, direction="none",
-                title=f"Change vs full-distribution KD ({KD_ARM}): arm minus {KD_ARM}, same resamples",
+    scope_table(out.tables / "busbridge_vs_full.tex", rows, "vs", "row", result, out, direction="none", signed=True,
+                title=f"Change vs full-distribution KD ({kd}): arm minus {kd}, same resamples",
                 unavailable={label(a): why for a, why in gone.items() if a != result["baseline"]},
                 notes=[PUBLISHED, *shaky_rows(result)])
     figures.set_style()

@@ -4,7 +4,7 @@ Views: full val (every example; teacher, vanilla, kd, raw) and the eval half (va
 vanilla + T, kd, kd + T; T fitted on the calibration half). Metrics: 15-bin ECE (the
 course's headline), equal-mass ACE, MCE, smECE (Błasiok & Nakkiran 2023), Brier, NLL, ECE at
 5-100 bins; paired-bootstrap intervals of every level and of every delta vs vanilla in the
-same view. ACE and smECE only loop: they use the first ``LOOP_RESAMPLES`` shared resamples,
+same view. ACE and smECE only loop: they use the first ``evaluation.bootstrap.loop_resamples`` shared resamples,
 smECE at each system's full-sample bandwidth σ* (= its smECE, the fixed point). Also the
 eval-half reliability bins with counts (teacher, vanilla, vanilla + T, kd). Fitted T: han_guo.
 """
@@ -17,15 +17,14 @@ import numpy as np
 import pandas as pd
 
 from kdlab import metrics, stats
+from kdlab.analyses.common import (boot_record, clean, dash, eval_fold, flat, frames, note_text, outside_note,
+                                   resample_many, unstable)
 from kdlab.analyses.context import SCOPES, Study
-from kdlab.analyses.teacher_diag import (LOOP_RESAMPLES, boot_record, clean, dash, eval_fold, frames, note_text,
-                                         outside_note, resample_many, unstable, write_wide)
 from kdlab.config import TIERS
 from kdlab.report import figures, latex
 
 import matplotlib.pyplot as plt  # noqa: E402  (after kdlab.report.figures selects the Agg backend)
 
-KD_ARM = "kd"
 METRICS = ("ece", "adaptive_ece", "mce", "smooth_ece", "brier", "nll")
 BINNED = ("ece", "adaptive_ece", "mce")
 FILE = {"ece": "ece", "adaptive_ece": "ace", "mce": "mce", "smooth_ece": "smece", "brier": "brier", "nll": "nll"}
@@ -39,7 +38,7 @@ SMECE_MIN_BANDWIDTH = 2.0 / 2048  # smooth_ece's smallest σ on its default grid
 def systems(study: Study) -> dict[str, list[tuple[str, str, bool]]]:
     """{view: [(label, system, scaled)]}."""
     base = study.cfg.baseline_arm
-    arms = [a for a in (base, KD_ARM) if a in study.arms]
+    arms = [a for a in (base, study.cfg.headline_arm) if a in study.arms]
     return {"full": [("teacher", "teacher", False)] + [(a, a, False) for a in arms],
             "eval": [(f"{a} + T" if s else a, a, s) for a in arms for s in (False, True)]}
 
@@ -71,7 +70,7 @@ def _scope(study: Study, view: str, scope: str, entries) -> list[dict]:
                       "nll": metrics.nll(p, y), **{f"ece_{k}": metrics.ece(p, y, k) for k in BIN_COUNTS},
                       "adaptive_ece": metrics.adaptive_ece(p, y, bins), "smooth_ece": sm}
     samples = iter(resample_many(vec, idx) + resample_many(curve, idx[:CURVE_RESAMPLES])
-                   + resample_many(loop, idx[:LOOP_RESAMPLES]))
+                   + resample_many(loop, idx[:study.loop_resamples]))
     smp = {label: {k: next(samples) for k in vec_keys} for label, _, _ in entries}
     for keys in (curve_keys, ["adaptive_ece", "smooth_ece"]):
         for label, _, _ in entries:
@@ -82,11 +81,10 @@ def _scope(study: Study, view: str, scope: str, entries) -> list[dict]:
                "ece_unstable": unstable(study, len(rows)),
                "smooth_ece_bandwidth": max(pts[label]["smooth_ece"], SMECE_MIN_BANDWIDTH)}
         for key, point in pts[label].items():
-            iv = stats.summarize(point, smp[label][key], seed)
-            rec.update({key: point, f"{key}_median": iv.median, f"{key}_low": iv.low, f"{key}_high": iv.high})
+            rec.update(flat(key, stats.summarize(point, smp[label][key], seed)))
             if base in pts and label != base:
                 d = stats.summarize(point - pts[base][key], smp[label][key] - smp[base][key], seed)
-                rec.update({f"delta_{key}": d.estimate, f"delta_{key}_low": d.low, f"delta_{key}_high": d.high})
+                rec.update(flat(f"delta_{key}", d, median=False))
         out.append(rec)
     return out
 
@@ -101,9 +99,9 @@ def compute(study: Study) -> dict:
         for scope in SCOPES:
             records += _scope(study, view, scope, ok) if ok else []
     eval_idx, reliability = study.fold[1], []
-    base = study.cfg.baseline_arm
+    base, kd = study.cfg.baseline_arm, study.cfg.headline_arm
     for label, system, scaled in [("teacher", "teacher", False), (base, base, False), (f"{base} + T", base, True),
-                                  (KD_ARM, KD_ARM, False)]:
+                                  (kd, kd, False)]:
         if system in unavailable or (system != "teacher" and system not in study.arms):
             continue
         p, y = study.probs(system, scaled)[eval_idx], study.labels[eval_idx]
@@ -122,7 +120,7 @@ def compute(study: Study) -> dict:
                   "fold_seed": study.cfg.evaluation.calibration_fold_seed, "unavailable": unavailable, "ece_bins": bins,
                   "bootstrap": {**boot_record(study, loop=True),
                                 "curve_resamples": min(study.resamples, CURVE_RESAMPLES)},
-                  "bin_counts": BIN_COUNTS, "baseline": base,
+                  "bin_counts": BIN_COUNTS, "baseline": base, "headline": kd,
                   "min_tier_examples_per_bin": study.cfg.evaluation.min_tier_examples_per_bin,
                   "tables": {"suite": records}, "reliability": reliability,
                   "numbers": {k: dash(v) for k, v in numbers.items()}})
@@ -151,13 +149,13 @@ def render(result: dict, out) -> None:
                        "results/calibration_suite.json and shaded in the figure."]))
     figures.set_style()
     omitted = [f"{arm} ({why})" for arm, why in result["unavailable"].items()]
-    tail = f"\nomitted: {'; '.join(omitted)}" if omitted else ""
+    tail = [f"omitted: {'; '.join(omitted)}"] if omitted else []
     panels = [(f"{r['system']}\nECE {latex.fixed(r['ece'], 3)}",
                {k: np.asarray(r[k], dtype=float) for k in ("edges", "count", "accuracy", "confidence")})
               for r in result["reliability"]]
-    fig = figures.reliability_grid(panels, note=note_text(out, "evaluation half of val", result["n_eval"]) + tail)
+    fig = figures.reliability_grid(panels, note=note_text(out, "evaluation half of val", result["n_eval"], tail))
     figures.save_figure(fig, out.figures / "calibration_suite_reliability")
-    figures.save_figure(_bins_figure(result, note_text(out, "full val and eval half", result["n"]) + tail),
+    figures.save_figure(_bins_figure(result, note_text(out, "full val and eval half", result["n"], tail)),
                         out.figures / "calibration_suite_ece_bins")
 
 
@@ -193,8 +191,9 @@ def _metric_table(result: dict, out, view: str, m: str) -> None:
                      f"({result['ece_bins']} bins): binned estimates there are descriptive, not stable "
                      "(2 decimals).")
     notes += outside_note(values, low, high)
-    write_wide(
+    latex.write_table(
         out.tables / f"calibration_suite_{view}_{FILE[m]}.tex", values, low=low, high=high, unavailable=missing,
+        resize=True, signed={"delta": True},
         best_among=[x for x in names if x != "teacher"], decimals=dec, headers=heads, size=r"\scriptsize",
         label=f"tab:calibration_suite_{view}_{FILE[m]}",
         caption_tex=latex.caption(f"{latex.METRIC_LABELS[m]} overall and per tier", n=_n(result, view),
@@ -213,9 +212,9 @@ def _fold(result: dict, view: str) -> str:
 
 def _missing(result: dict, view: str) -> dict[str, str]:
     """Unavailable rows of a view: label -> reason."""
-    base = result["baseline"]
-    labels = [("teacher", "teacher"), (base, base), (KD_ARM, KD_ARM)] if view == "full" else \
-        [(a + s, a) for a in (base, KD_ARM) for s in ("", " + T")]
+    base, kd = result["baseline"], result["headline"]
+    labels = [("teacher", "teacher"), (base, base), (kd, kd)] if view == "full" else \
+        [(a + s, a) for a in (base, kd) for s in ("", " + T")]
     return {lab: result["unavailable"][arm] for lab, arm in labels if arm in result["unavailable"]}
 
 

@@ -4,7 +4,7 @@ Compared in macro F1 on the full validation split (overall and per tier, a
 tier's macro F1 over the tier's classes), all on the same resamples of the
 scope's rows (paired): the data lift, baseline (train+test) minus the
 train-only student (the arm with ``train_splits: train``); the KD lift, the
-``kd`` arm minus the baseline; and their ratio data lift / KD lift per
+headline arm (``headline_arm``, kd) minus the baseline; and their ratio data lift / KD lift per
 resample (stats.ratio_of_deltas), summarised by its median and percentiles.
 A ratio whose denominator (KD-lift) interval includes 0 is flagged unstable:
 its resamples divide by values near 0 and its interval is meaningless.
@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from kdlab import stats
+from kdlab.analyses.common import (add_numbers, ci_record, delta, excludes_zero, header, measure, scope_table,
+                                   unavailable_rows)
 from kdlab.analyses.context import SCOPES, Study
-from kdlab.analyses.tiers import KD_ARM, add_numbers, ci_record, delta, excludes_zero, header, measure, scope_table
 
 QUANTITIES = ("data_lift", "kd_lift", "ratio")
 ROW = {"data_lift": "data lift: {b} minus {t}", "kd_lift": "KD lift: {k} minus {b}",
@@ -39,8 +40,9 @@ def ratio_record(data: tuple, base: tuple, kd: tuple, lift: dict, study: Study) 
 
 def compute(study: Study) -> dict:
     """Macro F1 of the three students, the data lift, the KD lift and their ratio, per scope."""
-    base, avail, train_only = study.cfg.baseline_arm, set(study.available), train_only_arm(study)
-    roles = {"train_only": train_only, "baseline": base, "kd": KD_ARM}
+    base, kd, avail = study.cfg.baseline_arm, study.cfg.headline_arm, set(study.available)
+    train_only = train_only_arm(study)
+    roles = {"train_only": train_only, "baseline": base, "kd": kd}
     systems = [a for a in roles.values() if a in avail]
     values, lifts = [], []
     for scope in SCOPES:
@@ -48,8 +50,8 @@ def compute(study: Study) -> dict:
         for s in systems:
             values.append({"system": s, "scope": scope, "metric": "macro_f1", **ci_record(*got[s], study)})
         d = delta(got[base], got[train_only], study) if {base, train_only} <= set(got) else None
-        k = delta(got[KD_ARM], got[base], study) if {base, KD_ARM} <= set(got) else None
-        r = ratio_record(got[train_only], got[base], got[KD_ARM], k, study) if d and k else None
+        k = delta(got[kd], got[base], study) if {base, kd} <= set(got) else None
+        r = ratio_record(got[train_only], got[base], got[kd], k, study) if d and k else None
         for q, rec in zip(QUANTITIES, (d, k, r)):
             if rec is not None:
                 lifts.append({"quantity": q, "scope": scope, "metric": "macro_f1",
@@ -60,7 +62,7 @@ def compute(study: Study) -> dict:
     result["unavailable"] = {a: why for a, why in study.unavailable.items() if a in roles.values()}
     if train_only is None:
         result["unavailable"]["train_only"] = "no arm with train_splits: train in params.yaml"
-    missing = [{"system": a, "available": False, "reason": why} for a, why in result["unavailable"].items()]
+    missing = unavailable_rows(result["unavailable"])
     result["tables"] = {"values": values + missing, "lifts": lifts + missing}
     numbers: dict = {}
     for scope in SCOPES:

@@ -114,6 +114,12 @@ class Study:
     def seed(self) -> int:
         return self.cfg.evaluation.bootstrap.seed
 
+    @property
+    def loop_resamples(self) -> int:
+        """Resamples for the metrics the bootstrap can only loop over (adaptive ECE, smECE): the first
+        ``evaluation.bootstrap.loop_resamples`` of the shared ones."""
+        return min(self.resamples, self.cfg.evaluation.bootstrap.loop_resamples)
+
     def bootstrap_indices(self, n_rows: int) -> np.ndarray:
         """(B, n_rows) resample indices, drawn once per size and seed and shared by every system."""
         key = ("boot", n_rows)

@@ -17,14 +17,12 @@ import numpy as np
 import pandas as pd
 
 from kdlab import metrics, stats
+from kdlab.analyses.common import boot_record, clean, dash, eval_fold, frames, note_text, outside_note, resample_many
 from kdlab.analyses.context import Study
-from kdlab.analyses.teacher_diag import (boot_record, clean, dash, eval_fold, frames, note_text, outside_note,
-                                         resample_many)
 from kdlab.report import figures, latex
 
 import matplotlib.pyplot as plt  # noqa: E402  (after kdlab.report.figures selects the Agg backend)
 
-KD_ARM = "kd"
 HEADLINE = 0.7  # STUDY.md §7 quotes accuracy at confidence >= 0.70
 FINE = tuple(np.round(np.arange(1, 100) / 100.0, 2))  # 0.01 ... 0.99
 VIEWS = {"full": "full validation split", "eval": "evaluation half of val (T fitted on the calibration half)"}
@@ -61,7 +59,7 @@ def compute(study: Study) -> dict:
                              "coverage_at_sla_fine": at.get("coverage"), "accuracy_at_sla_fine": at.get("accuracy"),
                              "n_covered_at_sla_fine": at.get("n_covered")})
             curves[view][label] = {k: v.tolist() for k, v in metrics.risk_coverage_curve(p, y, 101).items()}
-        samples = iter(resample_many(jobs, idx) if jobs else [])
+        samples = iter(resample_many(jobs, idx))
         for label, system, scaled in ok:
             for row in pts[label]:
                 cov, hit = next(samples), next(samples)
@@ -83,6 +81,7 @@ def compute(study: Study) -> dict:
     return clean({"name": "coverage", "n": study.n, "n_eval": len(study.fold[1]),
                   "fold": {"full": "full val", "eval": eval_fold(study)},
                   "fold_seed": ev.calibration_fold_seed, "baseline": study.cfg.baseline_arm,
+                  "headline": study.cfg.headline_arm,
                   "bootstrap": boot_record(study), "unavailable": unavailable,
                   "thresholds": thresholds, "sla_accuracy": ev.sla_accuracy, "headline_threshold": HEADLINE,
                   "rows": {v: [e[0] for e in entries] for v, (_, entries) in views.items()},
@@ -163,10 +162,10 @@ def _sla_table(result: dict, out) -> None:
 
 def _figure(result: dict, out):
     """(a) accuracy vs coverage, full val; (b) accuracy and (c) coverage vs threshold, eval half."""
-    base = result["baseline"]
+    base, kd = result["baseline"], result["headline"]
     full, ev = result["curves"]["full"], result["curves"]["eval"]
-    main = [s for s in ("teacher", base, KD_ARM) if s in full]
-    shown = [s for s in (base, f"{base} + T", KD_ARM, f"{KD_ARM} + T") if s in ev]
+    main = [s for s in ("teacher", base, kd) if s in full]
+    shown = [s for s in (base, f"{base} + T", kd, f"{kd} + T") if s in ev]
     palette = figures.colors(list(dict.fromkeys(main + shown)))
     fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.4))
     for name, c in full.items():
@@ -187,7 +186,6 @@ def _figure(result: dict, out):
     for ax in axes:
         ax.legend(fontsize="x-small")
     omitted = [f"{a} ({why})" for a, why in result["unavailable"].items()]
-    note = note_text(out, "full val and eval half", result["n"])
-    note += f"\nomitted: {'; '.join(omitted)}" if omitted else ""
-    fig.suptitle(note, fontsize="small")
+    extra = [f"omitted: {'; '.join(omitted)}"] if omitted else []
+    fig.suptitle(note_text(out, "full val and eval half", result["n"], extra), fontsize="small")
     return fig

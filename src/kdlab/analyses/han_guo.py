@@ -7,6 +7,7 @@
     published temperature-scaled logits, teacher_raw = raw ones): the share of the teacher's
     temperature-scaling gain that reaches the student,
     (M(kd_raw_teacher) − M(kd)) / (M(teacher_raw) − M(teacher)).
+vanilla, kd and kd_raw_teacher stand for params.yaml's baseline_arm, headline_arm, raw_teacher_arm.
 
 Shares: the point estimate from the full rows; intervals from per-resample ratios
 (stats.ratio_of_deltas) on shared resamples, median and percentiles. Also the fitted T of
@@ -19,13 +20,11 @@ import math
 
 import numpy as np
 
-from kdlab import metrics, stats
+from kdlab import stats
+from kdlab.analyses.common import boot_record, clean, dash, eval_fold, flat, frames, outside_note, resample_many
 from kdlab.analyses.context import Study
-from kdlab.analyses.teacher_diag import (boot_record, clean, dash, eval_fold, flat, frames, outside_note,
-                                         resample_many)
 from kdlab.report import latex
 
-KD_ARM, RAW_ARM = "kd", "kd_raw_teacher"
 KEYS = ("ece", "nll", "macro_f1")
 COURSE_SHARE, PAPER_SHARE = "137 %", "111.2 %"  # published figures: cited in captions only, never used as data
 TEMP_KEYS = ("temperature", "nll_before", "nll_after", "iterations", "log10_grad", "converged")
@@ -34,14 +33,15 @@ TEMP_KEYS = ("temperature", "nll_before", "nll_after", "iterations", "log10_grad
 def _levels(study: Study, rows: np.ndarray, entries) -> tuple[list, dict, dict]:
     """Records, point estimates and resampled values of each (label, system, scaled) on ``rows``."""
     bins, y, idx = study.cfg.evaluation.ece_bins, study.labels[rows], study.bootstrap_indices(len(rows))
-    jobs, pts = [], {}
+    jobs = []
     for label, system, scaled in entries:
         p, pred = study.probs(system, scaled)[rows], study.predictions(system).preds[rows]
         jobs += [("ece", dict(probs=p, labels=y, n_bins=bins)), ("nll", dict(probs=p, labels=y)),
                  ("macro_f1", dict(labels=y, preds=pred))]
-        pts[label] = {"ece": metrics.ece(p, y, bins), "nll": metrics.nll(p, y), "macro_f1": metrics.macro_f1(y, pred)}
-    it = iter(resample_many(jobs, idx) if jobs else [])
-    smp = {label: {k: next(it) for k in KEYS} for label, _, _ in entries}
+    it = iter(resample_many(jobs, idx, points=True))
+    got = {label: {k: next(it) for k in KEYS} for label, _, _ in entries}
+    pts = {label: {k: v[0] for k, v in g.items()} for label, g in got.items()}
+    smp = {label: {k: v[1] for k, v in g.items()} for label, g in got.items()}
     recs = []
     for label, system, scaled in entries:
         rec = {"system": label, "arm": system, "scaled": scaled, "n": len(rows),
@@ -68,16 +68,16 @@ def _share(name: str, key: str, terms: tuple[str, str, str, str], pts: dict, smp
 def compute(study: Study) -> dict:
     """(a) eval half: vanilla, vanilla + T, kd, kd + T; (b) full val: teacher_raw, teacher, kd_raw_teacher, kd."""
     base, unav, seed = study.cfg.baseline_arm, study.unavailable, study.seed
-    course_entries = [(base, base, False), (f"{base} + T", base, True), (KD_ARM, KD_ARM, False),
-                      (f"{KD_ARM} + T", KD_ARM, True)]
-    paper_entries = [("teacher_raw", "teacher_raw", False), ("teacher", "teacher", False),
-                     (RAW_ARM, RAW_ARM, False), (KD_ARM, KD_ARM, False)]
-    missing = {a: unav.get(a, "not configured in params.yaml") for a in (base, KD_ARM, RAW_ARM)
+    kd, raw = study.cfg.headline_arm, study.cfg.raw_teacher_arm
+    course_entries = [(base, base, False), (f"{base} + T", base, True), (kd, kd, False), (f"{kd} + T", kd, True)]
+    paper_entries = [("teacher_raw", "teacher_raw", False), ("teacher", "teacher", False), (raw, raw, False),
+                     (kd, kd, False)]
+    missing = {a: unav.get(a, "not configured in params.yaml") for a in (base, kd, raw)
                if a in unav or a not in study.arms}
     tables, numbers = {}, {}
     for part, rows, entries, terms in (
-            ("course", study.fold[1], course_entries, (base, f"{base} + T", base, KD_ARM)),
-            ("paper", np.arange(study.n), paper_entries, (RAW_ARM, KD_ARM, "teacher_raw", "teacher"))):
+            ("course", study.fold[1], course_entries, (base, f"{base} + T", base, kd)),
+            ("paper", np.arange(study.n), paper_entries, (raw, kd, "teacher_raw", "teacher"))):
         ok = [e for e in entries if e[1] not in missing]
         recs, pts, smp = _levels(study, rows, ok)
         tables[part] = recs + [{"system": lab, "arm": s, "available": False, "reason": missing[s]}
@@ -100,7 +100,7 @@ def compute(study: Study) -> dict:
                 numbers[f"{tag}{latex.macro_name(r['system'].replace(' + T', ' ts'))}{name_k}"] = r[k]
     argmax = {a: bool(np.array_equal(study.probs(a)[study.fold[1]].argmax(1),
                                       study.probs(a, scaled=True)[study.fold[1]].argmax(1)))
-              for a in (base, KD_ARM) if a not in missing}
+              for a in (base, kd) if a not in missing}
     temps = [{"system": "teacher_raw", **_fit(study.calibration["teacher_raw"])}] + \
             [{"system": a, **_fit(study.calibration["arms"].get(a, {}))} for a in study.cfg.arm_names]
     for t in temps:
@@ -110,7 +110,8 @@ def compute(study: Study) -> dict:
     tables["temperature"] = temps
     return clean({"name": "han_guo", "n": study.n, "n_eval": len(study.fold[1]), "n_cal": len(study.fold[0]),
                   "fold": {"course": eval_fold(study), "paper": "full val"}, "bootstrap": boot_record(study),
-                  "unavailable": missing, "argmax_unchanged_by_T": argmax, "baseline": base, "tables": tables,
+                  "unavailable": missing, "argmax_unchanged_by_T": argmax, "baseline": base, "headline": kd,
+                  "raw_teacher": raw, "tables": tables,
                   "numbers": {k: dash(v) for k, v in numbers.items()}})
 
 
@@ -125,7 +126,7 @@ def _fit(rec: dict) -> dict:
 
 def render(result: dict, out) -> None:
     """reports/tables/han_guo_{course,course_shares,paper,paper_shares,temperature}.tex (no figure)."""
-    b, base = result["bootstrap"], result["baseline"]
+    b, base, kd, raw = result["bootstrap"], result["baseline"], result["headline"], result["raw_teacher"]
     boot = dict(resamples=b["resamples"], seed=b["seed"], source=out.source, demo_note=out.profile_note)
     eval_text = f"evaluation half of val (fold seed {result['fold']['course'].split('seed ')[-1]})"
     for part, n, fold in (("course", result["n_eval"], eval_text), ("paper", result["n"], "full validation split")):
@@ -138,7 +139,7 @@ def render(result: dict, out) -> None:
         notes = (["T fitted on the calibration half, applied to the evaluation half; T divides the logits, so the "
                   "argmax and macro F1 are unchanged. Best value per column in bold."] if part == "course" else
                  ["No temperature is fitted here: teacher = published temperature-scaled logits, teacher_raw = raw "
-                  "logits; kd distils from the former, kd_raw_teacher from the latter. The card does not say where "
+                  f"logits; {kd} distils from the former, {raw} from the latter. The card does not say where "
                   "the teacher's T was fitted (if on val, its val ECE is in-sample). Best student in bold."])
         latex.write_table(
             out.tables / f"han_guo_{part}.tex", values.reindex(order), low=low.reindex(order),
@@ -160,7 +161,7 @@ def render(result: dict, out) -> None:
         rows = [r["metric"].upper() for r in shares]
         esc = latex.escape_latex
         heads = ({"numerator": f"gain from T on {esc(base)}", "denominator": "gain from KD"} if part == "course" else
-                 {"numerator": f"student gain ({esc(RAW_ARM)} $-$ {esc(KD_ARM)})",
+                 {"numerator": f"student gain ({esc(raw)} $-$ {esc(kd)})",
                   "denominator": "teacher gain (raw $-$ T)"})
         tails = [f"{k}: {r['denominator_nonpositive']:.1%} of resamples have a denominator <= 0, so the share is "
                  "heavy-tailed there." for k, r in ok.items() if r["denominator_nonpositive"] > 0.025]
@@ -175,7 +176,7 @@ def render(result: dict, out) -> None:
             size=r"\footnotesize", label=f"tab:han_guo_{part}_shares",
             caption_tex=latex.caption(
                 ("(a) The course's quantity: (M(v) - M(v + T)) / (M(v) - M(kd))" if part == "course" else
-                 "(b) The paper's quantity: (M(kd_raw_teacher) - M(kd)) / (M(teacher_raw) - M(teacher))"),
+                 f"(b) The paper's quantity: (M({raw}) - M({kd})) / (M(teacher_raw) - M(teacher))"),
                 n=n, fold=fold, notes=["Point: from the full rows; interval and median: per-resample ratios of "
                                        "the paired resampled gains."] + tails + [cite], **boot))
     temps = {t["system"]: t for t in result["tables"]["temperature"]}

@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 
 from kdlab import stats
+from kdlab.analyses.common import (LABEL, add_numbers, ci_record, delta, excludes_zero, figure_arms, figure_note,
+                                   header, macro, measure, scope_bars, scope_table, unavailable_rows)
 from kdlab.analyses.context import SCOPES, Study
-from kdlab.analyses.tiers import (FIGURE_ARMS, KD_ARM, LABEL, add_numbers, ci_record, delta, excludes_zero,
-                                  figure_note, header, macro, measure, scope_bars,
-                                  scope_table)
 from kdlab.report import figures
 
 METRICS = ("agreement", "kl", "js")
@@ -55,7 +54,7 @@ def verdict(change: dict, closed: dict, metric: str) -> str:
 
 def compute(study: Study) -> dict:
     """Fidelity values of every available arm, its change vs the baseline and the gap share closed."""
-    base, arms = study.cfg.baseline_arm, study.available
+    base, kd, arms = study.cfg.baseline_arm, study.cfg.headline_arm, study.available
     values, deltas, gaps = [], [], []
     for scope in SCOPES:
         got = measure(study, scope, arms, METRICS)
@@ -71,9 +70,9 @@ def compute(study: Study) -> dict:
     result = {"name": "stanton", **header(study)}
     for r in values + deltas + gaps:
         r["n"] = result["n"][r["scope"]]
-    missing = [{"system": a, "available": False, "reason": why} for a, why in study.unavailable.items()]
+    missing = unavailable_rows(result["unavailable"])
     result["tables"] = {"values": values + missing, "deltas": deltas + missing, "gap_closed": gaps + missing}
-    result["summary"] = {f"{g['scope']}/{g['metric']}": g["verdict"] for g in gaps if g["arm"] == KD_ARM}
+    result["summary"] = {f"{g['scope']}/{g['metric']}": g["verdict"] for g in gaps if g["arm"] == kd}
     numbers: dict = {}
 
     def find(table, **key):
@@ -81,33 +80,32 @@ def compute(study: Study) -> dict:
     for scope in SCOPES:
         sc = scope.capitalize()
         for m, tag in TAGS.items():
-            for s in (base, KD_ARM):
+            for s in (base, kd):
                 add_numbers(numbers, f"{macro(s)}{sc}{tag}", find(values, system=s, scope=scope, metric=m))
-            add_numbers(numbers, f"{macro(KD_ARM)}{sc}{tag}Delta", find(deltas, arm=KD_ARM, scope=scope, metric=m))
-            add_numbers(numbers, f"{macro(KD_ARM)}{sc}{tag}GapClosed",
-                        find(gaps, arm=KD_ARM, scope=scope, metric=m))
+            add_numbers(numbers, f"{macro(kd)}{sc}{tag}Delta", find(deltas, arm=kd, scope=scope, metric=m))
+            add_numbers(numbers, f"{macro(kd)}{sc}{tag}GapClosed", find(gaps, arm=kd, scope=scope, metric=m))
     result["numbers"] = numbers
     return result
 
 
 def render(result: dict, out) -> None:
     """reports/tables/stanton_{agreement,kl,js,gap}.tex and reports/figures/stanton_js.{pdf,png}."""
-    base, gone = result["baseline"], result["unavailable"]
+    base, kd, gone = result["baseline"], result["headline"], result["unavailable"]
     for m in METRICS:
         scope_table(out.tables / f"stanton_{m}.tex", result["tables"]["values"], m, "system", result, out,
                     title=f"Fidelity to the temperature-scaled teacher: {SHORT[m]}, overall and per tier",
                     notes=[f"{LABEL[m]}; KL and JS in nats, mean over rows (probabilities clipped at 1e-12). "
                            "Bold: the closest to the teacher per column."], unavailable=gone)
-    rows = [{**r, "row": f"{SHORT[m]}: {kind}", "metric": "kd"} for m in METRICS
+    rows = [{**r, "row": f"{SHORT[m]}: {kind}", "metric": "gap"} for m in METRICS
             for kind, table in (("change", "deltas"), ("gap share closed", "gap_closed"))
-            for r in result["tables"][table] if r.get("arm") == KD_ARM and r["metric"] == m]
-    scope_table(out.tables / "stanton_gap.tex", rows, "kd", "row", result, out, direction="none",
-                title=f"Does {KD_ARM} close the gap to the teacher? Change vs {base} and share of the gap closed",
-                unavailable={KD_ARM: gone[KD_ARM]} if KD_ARM in gone else None,
-                notes=[f"Change: {KD_ARM} minus {base}. Share closed: (A_kd - A_base)/(1 - A_base) for agreement, "
+            for r in result["tables"][table] if r.get("arm") == kd and r["metric"] == m]
+    scope_table(out.tables / "stanton_gap.tex", rows, "gap", "row", result, out, direction="none",
+                title=f"Does {kd} close the gap to the teacher? Change vs {base} and share of the gap closed",
+                unavailable={kd: gone[kd]} if kd in gone else None,
+                notes=[f"Change: {kd} minus {base}. Share closed: (A_kd - A_base)/(1 - A_base) for agreement, "
                        "(D_base - D_kd)/D_base for KL and JS, per resample; 1 means no gap left. "
                        "Stanton et al. (2021) report that distillation reduces but does not close the gap."])
-    shown = [base] + [a for a in FIGURE_ARMS if a != base]
+    shown = [base] + [a for a in figure_arms(result) if a != base]
     tidy = pd.DataFrame([r for r in result["tables"]["values"] if r.get("metric") == "js" and r["system"] in shown],
                         columns=["system", "scope", "metric", "estimate", "low", "high"])
     tidy[["estimate", "low", "high"]] = tidy[["estimate", "low", "high"]].astype(float)

@@ -15,10 +15,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from kdlab import metrics, stats
+from kdlab import stats
+from kdlab.analyses.common import boot_record, clean, dash, flat, frames, note_text, outside_note, resample_many
 from kdlab.analyses.context import Study
-from kdlab.analyses.teacher_diag import (boot_record, clean, dash, flat, frames, note_text, outside_note,
-                                         resample_many, write_wide)
 from kdlab.config import Config, ConfigError
 from kdlab.report import figures, latex
 
@@ -60,20 +59,17 @@ def compute(study: Study) -> dict:
     ok = {c: a for c, a in cells.items() if a not in study.unavailable}
     y, tail = study.labels, study.scope_rows("tail")
     tail_ids = study.scope_class_ids("tail")
-    pts, main, tails = {}, [], []
+    main, tails = [], []
     for cell, arm in ok.items():
         p, pred = study.probs(arm), study.predictions(arm).preds
         main += [("macro_f1", dict(labels=y, preds=pred)), ("ece", dict(probs=p, labels=y, n_bins=bins)),
                  ("nll", dict(probs=p, labels=y))]
         tails.append(("macro_f1", dict(labels=y[tail], preds=pred[tail], class_ids=tail_ids)))
-        pts[cell] = {"macro_f1": metrics.macro_f1(y, pred), "ece": metrics.ece(p, y, bins), "nll": metrics.nll(p, y),
-                     "tail_f1": metrics.macro_f1(y[tail], pred[tail], tail_ids)}
-    it_main = iter(resample_many(main, study.bootstrap_indices(study.n)) if main else [])
-    it_tail = iter(resample_many(tails, study.bootstrap_indices(len(tail))) if tails else [])
-    smp = {}
-    for cell in ok:
-        smp[cell] = {k: next(it_main) for k in KEYS[:3]}
-        smp[cell]["tail_f1"] = next(it_tail)
+    it_main = iter(resample_many(main, study.bootstrap_indices(study.n), points=True))
+    it_tail = iter(resample_many(tails, study.bootstrap_indices(len(tail)), points=True))
+    got = {cell: {**{k: next(it_main) for k in KEYS[:3]}, "tail_f1": next(it_tail)} for cell in ok}
+    pts = {cell: {k: v[0] for k, v in g.items()} for cell, g in got.items()}
+    smp = {cell: {k: v[1] for k, v in g.items()} for cell, g in got.items()}
     ranks = {k: pd.Series({c: pts[c][k] for c in ok}, dtype=float).rank(ascending=DIRECTION[k] == "lower",
                                                                        method="min") for k in KEYS}
     records, numbers = [], {}
@@ -91,7 +87,7 @@ def compute(study: Study) -> dict:
                 rec[f"rank_{k}"] = int(ranks[k][cell])
                 if DEFAULT_CELL in ok and cell != DEFAULT_CELL:
                     d = stats.summarize(pts[cell][k] - pts[DEFAULT_CELL][k], smp[cell][k] - smp[DEFAULT_CELL][k], seed)
-                    rec.update({f"delta_{k}": d.estimate, f"delta_{k}_low": d.low, f"delta_{k}_high": d.high})
+                    rec.update(flat(f"delta_{k}", d, median=False))
             records.append(rec)
     grids = {k: [[pts.get((t, a), {}).get(k) for a in GRID_ALPHA] for t in GRID_T] for k in KEYS}
     for k in KEYS:
@@ -123,8 +119,8 @@ def render(result: dict, out) -> None:
     keys = list(KEYS) + ["delta_macro_f1"]
     values, low, high = frames(rows, keys)
     t0, a0 = result["default_cell"]
-    write_wide(
-        out.tables / "sweep_grid.tex", values, low=low, high=high,
+    latex.write_table(
+        out.tables / "sweep_grid.tex", values, resize=True, signed={"delta_macro_f1": True}, low=low, high=high,
         unavailable={k: r["reason"] for k, r in rows.items() if not r["available"]},
         directions={**latex.DIRECTIONS, "tail_f1": "higher"}, size=r"\footnotesize", label="tab:sweep_grid",
         headers={**latex.METRIC_LABELS, "tail_f1": "Tail macro F1",
@@ -155,7 +151,6 @@ def render(result: dict, out) -> None:
         ax.set(title=f"{TITLES[k]} ({'higher' if DIRECTION[k] == 'higher' else 'lower'} is better)",
                xlabel="alpha (weight of the soft term)", ylabel="T_d")
     omitted = [f"T_d={r['kd_temperature']:g}, alpha={r['alpha']:g}: {r['reason']}" for r in recs if not r["available"]]
-    note = note_text(out, "full validation split", result["n"]) + (
-        f"\nn/a cells: {'; '.join(omitted)}" if omitted else "") + "\nblack box: best cell; brighter is better"
-    fig.suptitle(note, fontsize="small")
+    extra = ([f"n/a cells: {'; '.join(omitted)}"] if omitted else []) + ["black box: best cell; brighter is better"]
+    fig.suptitle(note_text(out, "full validation split", result["n"], extra), fontsize="small")
     figures.save_figure(fig, out.figures / "sweep_heatmaps")

@@ -3,10 +3,6 @@ the published ``final`` logits) and the raw teacher ("teacher_raw"), overall and
 macro F1, accuracy, ECE (15 bins), NLL, mean entropy and mean confidence, each with a
 bootstrap interval; and per class, training support (canonical train split, the tiers'
 definition) against the teacher's val F1.
-
-The bottom of this module holds small helpers that the calibration analyses share
-(teacher_diag, calibration_suite, han_guo, coverage, sweep): JSON cleaning, batched
-resampling through :mod:`kdlab.stats`, interval records and table frames.
 """
 
 from __future__ import annotations
@@ -17,7 +13,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from kdlab import io, metrics, stats
+from kdlab import metrics, stats
+from kdlab.analyses.common import (boot_record, clean, dash, flat, frames, note_text, outside_note, resample_many,
+                                   unstable)
 from kdlab.analyses.context import SCOPES, Study
 from kdlab.config import TIERS
 from kdlab.report import figures, latex
@@ -27,7 +25,6 @@ import matplotlib.pyplot as plt  # noqa: E402  (after kdlab.report.figures selec
 SYSTEMS = ("teacher", "teacher_raw")
 LABELS = {"teacher": "", "teacher_raw": ", raw"}
 KEYS = ("macro_f1", "accuracy", "ece", "nll", "mean_entropy", "mean_confidence")
-LOOP_RESAMPLES = 200  # cap for metrics the bootstrap can only loop over (adaptive ECE, smECE): ~0.4 ms per call
 
 
 def compute(study: Study) -> dict:
@@ -37,20 +34,19 @@ def compute(study: Study) -> dict:
     for scope in SCOPES:
         rows, ids = study.scope_rows(scope), study.scope_class_ids(scope)
         idx, y = study.bootstrap_indices(len(rows)), labels[rows]
-        jobs, points = [], []
+        jobs = []
         for system in SYSTEMS:
             p, pred = study.probs(system)[rows], study.predictions(system).preds[rows]
-            ent, conf = metrics.entropy(p), p.max(axis=1)
             jobs += [("macro_f1", dict(labels=y, preds=pred, class_ids=ids)),
                      ("accuracy", dict(labels=y, preds=pred)), ("ece", dict(probs=p, labels=y, n_bins=bins)),
-                     ("nll", dict(probs=p, labels=y)), ("mean", dict(values=ent)), ("mean", dict(values=conf))]
-            points.append([metrics.macro_f1(y, pred, ids), metrics.accuracy(y, pred), metrics.ece(p, y, bins),
-                           metrics.nll(p, y), float(ent.mean()), float(conf.mean())])
-        samples = resample_many(jobs, idx)
-        for i, system in enumerate(SYSTEMS):
+                     ("nll", dict(probs=p, labels=y)), ("mean", dict(values=metrics.entropy(p))),
+                     ("mean", dict(values=p.max(axis=1)))]
+        got = iter(resample_many(jobs, idx, points=True))
+        for system in SYSTEMS:
             rec = {"system": system, "scope": scope, "n": len(rows), "ece_unstable": unstable(study, len(rows))}
-            for j, key in enumerate(KEYS):
-                rec.update(flat(key, stats.summarize(points[i][j], samples[i * len(KEYS) + j], study.seed)))
+            for key in KEYS:
+                point, samples = next(got)
+                rec.update(flat(key, stats.summarize(point, samples, study.seed)))
             rows_out.append(rec)
     per_class, class_summary, rho = _per_class(study)
     t = {r["scope"]: r for r in rows_out if r["system"] == "teacher"}
@@ -152,90 +148,3 @@ def support_figure(df: pd.DataFrame, note: str, rho=None):
     if note:
         fig.suptitle(note, fontsize="small")
     return fig
-
-
-# --------------------------------------------------------------------------- #
-# Shared helpers (used by calibration_suite, han_guo, coverage, sweep)
-# --------------------------------------------------------------------------- #
-def clean(obj):
-    """JSON-safe copy: numpy -> Python, NaN/inf -> None, tuples -> lists."""
-    if isinstance(obj, dict):
-        return {str(k): clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [clean(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
-
-
-def resample_many(jobs: list[tuple[str, dict]], indices: np.ndarray) -> list[np.ndarray]:
-    """Every (metric, inputs) job on every resample in one pass (:func:`kdlab.stats.resampled_many`)."""
-    return stats.resampled_many(jobs, indices)
-
-
-def flat(key: str, iv: stats.Interval) -> dict:
-    """An interval as flat record fields: key (full-sample estimate), key_median, key_low, key_high."""
-    return {key: iv.estimate, f"{key}_median": iv.median, f"{key}_low": iv.low, f"{key}_high": iv.high}
-
-
-def unstable(study: Study, n_rows: int) -> bool:
-    """Binned ECE on ``n_rows`` examples is flagged when n / bins < min_tier_examples_per_bin."""
-    ev = study.cfg.evaluation
-    return bool(n_rows / ev.ece_bins < ev.min_tier_examples_per_bin)
-
-
-def boot_record(study: Study, loop: bool = False) -> dict:
-    rec = {"resamples": study.resamples, "seed": study.seed}
-    if loop:
-        rec["loop_resamples"] = min(study.resamples, LOOP_RESAMPLES)
-    return rec
-
-
-def eval_fold(study: Study) -> str:
-    ev = study.cfg.evaluation
-    return f"eval half, n={len(study.fold[1])}, seed {ev.calibration_fold_seed}"
-
-
-def dash(x):
-    """A numbers.tex value: "--" for a missing one."""
-    return "--" if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def frames(rows: dict, keys, suffix_low: str = "_low", suffix_high: str = "_high"):
-    """(values, low, high) frames (rows = dict keys, columns = ``keys``) from flat records; None -> NaN."""
-    def get(rec, k):
-        v = rec.get(k)
-        return math.nan if v is None else float(v)
-    def frame(suffix):
-        return pd.DataFrame([[get(r, k + suffix) for k in keys] for r in rows.values()], index=list(rows),
-                            columns=list(keys))
-    return frame(""), frame(suffix_low), frame(suffix_high)
-
-
-def outside_note(values: pd.DataFrame, low: pd.DataFrame, high: pd.DataFrame) -> list[str]:
-    """A caption note naming the columns where a percentile interval excludes its full-sample estimate."""
-    out = values.lt(low) | values.gt(high)
-    cols = [latex.metric_key(c) for c in values.columns[out.any(axis=0).to_numpy()]]
-    if not cols:
-        return []
-    names = ", ".join(dict.fromkeys(latex.METRIC_LABELS.get(c, c.replace("_", " ")) for c in cols))
-    return [f"Some intervals ({names}) exclude their full-sample estimate: the bootstrap distribution is biased "
-            "there (macro F1: classes with one or two examples drop out of resamples; binned ECE is biased upward)."]
-
-
-def write_wide(path, values: pd.DataFrame, **kwargs) -> None:
-    """latex.write_table, the tabular shrunk to the line width when wider (needs graphicx)."""
-    tex = latex.render_table(values, **kwargs).replace(
-        "\\begin{tabular}", "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
-        "\\begin{tabular}", 1).replace("\\end{tabular}", "\\end{tabular}}", 1)
-    io.write_text(path, tex)
-
-
-def note_text(out, view: str, n: int) -> str:
-    """A figure's super-title: the profile note (demo warning), then the data source, view and n."""
-    line = f"Data: {out.source}; {view}, n = {n:,}"
-    return f"{out.profile_note}\n{line}" if out.profile_note else line

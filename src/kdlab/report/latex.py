@@ -87,17 +87,18 @@ def count(n: int) -> str:
 
 
 def cell(x: float, decimals: int = 3, low: Optional[float] = None, high: Optional[float] = None,
-         bold: bool = False) -> str:
+         bold: bool = False, signed: bool = False) -> str:
     """One table cell: ``0.263``, or ``0.263 [0.251, 0.275]`` when a CI (``low``, ``high``,
-    both finite) is given; ``bold`` sets the point estimate in ``\\textbf``."""
-    text = fixed(x, decimals)
+    both finite) is given; ``bold`` sets the point estimate in ``\\textbf``; ``signed`` writes
+    ``+`` before positive numbers (deltas: ``+0.052 [+0.031, +0.070]``)."""
+    text = fixed(x, decimals, signed)
     if text == MISSING:
         return text
     if bold:
         text = rf"\textbf{{{text}}}"
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return text
-    return f"{text} [{fixed(low, decimals)}, {fixed(high, decimals)}]"
+    return f"{text} [{fixed(low, decimals, signed)}, {fixed(high, decimals, signed)}]"
 
 
 def caption(title: str, *, n: int, fold: str, source: str, demo_note: str = "",
@@ -133,10 +134,11 @@ def best_rows(values: pd.Series, direction: Optional[str], decimals: int) -> set
     return set(shown.index[shown == target])
 
 
-def _decimals_of(decimals: int | Mapping[Hashable, int], column: Hashable) -> int:
-    if isinstance(decimals, Mapping):
-        return int(decimals.get(column, decimals.get(metric_key(column), 3)))
-    return int(decimals)
+def _per_column(option, column: Hashable, default):
+    """A render_table option for ``column``: one value, or a mapping by column or metric key."""
+    if isinstance(option, Mapping):
+        return option.get(column, option.get(metric_key(column), default))
+    return option
 
 
 def _cmidrules(columns: pd.Index, n_index: int = 1) -> str:
@@ -161,6 +163,7 @@ def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
                  best_among: Optional[Sequence[Hashable]] = None,
                  directions: Mapping[str, str] = DIRECTIONS,
                  headers: Mapping[str, str] = METRIC_LABELS,
+                 signed: bool | Mapping[Hashable, bool] = False, resize: bool = False,
                  size: str = r"\small", position: str = "htbp") -> str:
     """A booktabs ``table`` (LaTeX source) from a frame of numbers.
 
@@ -169,21 +172,23 @@ def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
     ``\\multicolumn`` header with a ``\\cmidrule``). ``low``/``high``: optional frames of the
     same shape, rendered as ``x [low, high]`` where both are finite. Headers: ``headers[key]``
     (LaTeX) for keys in ``headers``, else the escaped key; row labels are escaped by pandas.
-    ``decimals``: one int, or a mapping by column or metric key (default 3). Per column the best value among
+    ``decimals``: one int, or a mapping by column or metric key (default 3); ``signed`` (one bool or
+    such a mapping, default False): ``+`` before positive cells (deltas). Per column the best value among
     ``best_among`` rows (default: every available row) is bold, by ``directions`` of its
     metric key. ``unavailable``: row -> reason (plain text), rendered as one cell spanning
     every metric column. ``caption_tex``: LaTeX (see :func:`caption`); ``label``: the \\label key.
+    ``resize``: shrink the tabular to the line width when it is wider (``\\resizebox``; needs graphicx).
     """
     unavailable = {r: why for r, why in (unavailable or {}).items() if r in values.index}
     rows = [r for r in values.index if r not in unavailable]
     candidates = [r for r in (best_among if best_among is not None else rows) if r in rows]
     text = pd.DataFrame("", index=values.index, columns=values.columns, dtype=object)
     for col in values.columns:
-        d = _decimals_of(decimals, col)
+        d, sign = int(_per_column(decimals, col, 3)), bool(_per_column(signed, col, False))
         best = best_rows(values.loc[candidates, col], directions.get(metric_key(col)), d)
         for r in rows:
             text.at[r, col] = cell(values.at[r, col], d, None if low is None else low.at[r, col],
-                                   None if high is None else high.at[r, col], bold=r in best)
+                                   None if high is None else high.at[r, col], bold=r in best, signed=sign)
     sentinels = {}
     for i, r in enumerate(unavailable):
         sentinels[f"@@KDLABNA{i}@@"] = escape_latex(unavailable[r])
@@ -207,6 +212,9 @@ def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
         tex = "\n".join(lines) + "\n"
     if size:
         tex = tex.replace("\\centering\n", f"\\centering\n{size}\n", 1)
+    if resize:  # the natural width, or the line width when wider
+        tex = tex.replace("\\begin{tabular}", "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}"
+                          "{!}{%\n\\begin{tabular}", 1).replace("\\end{tabular}", "\\end{tabular}}", 1)
     if not braces_balanced(tex):  # a bug here, not in the data: never write broken LaTeX
         raise ValueError(f"table {label!r}: unbalanced braces in the rendered LaTeX")
     return tex

@@ -30,7 +30,6 @@ from kdlab.paths import Layout
 from kdlab.report import figures, latex
 from kdlab.stages.common import StageError, run_stage, stage_main
 
-KD_ARM = "kd"  # the arm the study's headline compares with the baseline (STUDY.md §3)
 TIER_KEYS = ("overall",) + TIERS
 DEMO_NOTE = "DEMO: synthetic data, tiny models \u2014 not the study's numbers"
 DATA_SOURCES = {"synthetic": "bundled synthetic complaints", "local": "CFPB complaints (local file)"}
@@ -82,7 +81,8 @@ def figure_note(cfg: Config, inp: Inputs, what: str, n: int) -> str:
 # --------------------------------------------------------------------------- #
 def systems(cfg: Config) -> list[str]:
     """Row order: teacher, the baseline arm, the KD arm, then the other arms of params.yaml."""
-    first = [cfg.baseline_arm] + ([KD_ARM] if KD_ARM in cfg.arm_names and KD_ARM != cfg.baseline_arm else [])
+    kd = cfg.headline_arm
+    first = [cfg.baseline_arm] + ([kd] if kd in cfg.arm_names and kd != cfg.baseline_arm else [])
     return ["teacher"] + first + [a for a in cfg.arm_names if a not in first]
 
 
@@ -171,14 +171,15 @@ def comparisons(cfg: Config, inp: Inputs) -> dict[str, str]:
     temperature scaling, and the course's share (ECE_v - ECE_vT) / (ECE_v - ECE_kd) (STUDY.md §6;
     ``--`` unless KD lowers ECE)."""
     arms = inp.evaluate["arms"]
-    k, b = latex.macro_name(KD_ARM), latex.macro_name(cfg.baseline_arm)
+    k, b = latex.macro_name(cfg.headline_arm), latex.macro_name(cfg.baseline_arm)
     # per-tier lifts (Kd{Head,Mid,Tail}FoneLift, with CIs) come from the `tiers` analysis
     names = [f"{k}MacroFoneLift"] + \
             [f"{k}{t}EceRatio" for t in ("", "Head", "Mid", "Tail")] + \
             [f"{k}NllChange", f"{k}EvalEceChange", f"{b}TsEceChange", "TsShareOfKdEceGain"]
-    if KD_ARM not in arms or not (arms[KD_ARM].get("available") and arms[cfg.baseline_arm].get("available")):
+    if cfg.headline_arm not in arms or not (arms[cfg.headline_arm].get("available")
+                                            and arms[cfg.baseline_arm].get("available")):
         return dict.fromkeys(names, "--")
-    kd, base = arms[KD_ARM], arms[cfg.baseline_arm]
+    kd, base = arms[cfg.headline_arm], arms[cfg.baseline_arm]
     out = {}
     for tier in TIER_KEYS:
         t = "Macro" if tier == "overall" else tier.capitalize()
@@ -213,7 +214,7 @@ def write_tables(cfg: Config, inp: Inputs, layout: Layout) -> None:
         caption_tex=latex.caption("Macro F1 and ECE overall and per frequency tier", n=ev["n_val"],
                                   fold="full validation split", source=provenance(cfg, inp),
                                   demo_note=demo, notes=notes))
-    arms = [a for a in (cfg.baseline_arm, KD_ARM) if a in ev["arms"]]
+    arms = [a for a in (cfg.baseline_arm, cfg.headline_arm) if a in ev["arms"]]
     values, unavailable = calibration_frame(inp, arms)
     fits = inp.calibration["arms"]
     failed = [a for a in arms if fits[a].get("available", True) and not fits[a].get("converged", False)]
@@ -241,9 +242,9 @@ def reliability_panels(cfg: Config, inp: Inputs, layout: Layout) -> tuple[list[t
         raise StageError(f"results/calibration.json: fold {fold} differs from params.yaml's; "
                          "rerun calibrate and evaluate (dvc repro)")
     bins = cfg.evaluation.ece_bins  # only the arms drawn are loaded (a sweep may list many)
-    arms = {a: load_arm(layout, a) for a in (cfg.baseline_arm, KD_ARM) if a in cfg.arm_names}
+    arms = {a: load_arm(layout, a) for a in (cfg.baseline_arm, cfg.headline_arm) if a in cfg.arm_names}
     entries = [("teacher", teacher, 1.0, inp.evaluate["teacher"]["eval_half"])]
-    for arm, scaled in ((cfg.baseline_arm, False), (cfg.baseline_arm, True), (KD_ARM, False)):
+    for arm, scaled in ((cfg.baseline_arm, False), (cfg.baseline_arm, True), (cfg.headline_arm, False)):
         if arm in arms and arms[arm].available:
             rec = inp.evaluate["arms"][arm]
             entries.append((f"{arm} + T" if scaled else arm, arms[arm].predictions,
