@@ -11,25 +11,19 @@ file, the key, the expected and the found value.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
 
-from kdlab.errors import KdlabError
+from kdlab.typed import ParamsError, build, deep_merge
 
 PROFILES = ("train", "audit", "demo")
 TIERS = ("head", "mid", "tail")
 
 
-class ConfigError(KdlabError):
-    """A parameter is missing, unknown, of the wrong type or out of range."""
+ConfigError = ParamsError  # the one error type for bad params (kdlab.typed raises it too)
 
 
 # --------------------------------------------------------------------------- #
@@ -267,16 +261,6 @@ class Config:
 # --------------------------------------------------------------------------- #
 # Loading
 # --------------------------------------------------------------------------- #
-def deep_merge(base: Any, overlay: Any) -> Any:
-    """Merge ``overlay`` into a copy of ``base``: mappings key by key, else replace."""
-    if isinstance(base, dict) and isinstance(overlay, dict):
-        merged = copy.deepcopy(base)
-        for key, value in overlay.items():
-            merged[key] = deep_merge(base.get(key), value) if key in base else copy.deepcopy(value)
-        return merged
-    return copy.deepcopy(overlay)
-
-
 def resolve_profile(raw: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
     """Return the effective parameter mapping for ``raw['profile']``."""
     if not isinstance(raw, dict):
@@ -293,84 +277,6 @@ def resolve_profile(raw: dict[str, Any], source: str = "params.yaml") -> dict[st
         raise ConfigError(f"{source}: profiles has unknown entries {sorted(unknown)}; expected {list(PROFILES)}")
     base = {k: v for k, v in raw.items() if k != "profiles"}
     return deep_merge(base, overlays.get(profile) or {}) if profile != "train" else base
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; build nested dataclasses."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                return _coerce(value, option, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {options}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: expected one of {list(args)}, found {value!r}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):  # already built (the arms, which carry their own names)
-            return value
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, found {value!r}")
-        return _build(tp, value, where)
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, found {value!r}")
-        item_tp = args[0] if args else Any
-        items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, found {value!r}")
-        key_tp, val_tp = args
-        return {k: _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
-    if tp is Any:
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, found {value!r}")
-        if not math.isfinite(float(value)):
-            raise ConfigError(f"{where}: expected a finite number, found {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, found {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, found {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, found {value!r}")
-        return value
-    raise TypeError(f"unsupported annotation {tp!r} at {where}")  # a bug in this module, not in params
-
-
-def _build(cls: type, mapping: dict[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name in mapping:
-            kwargs[name] = _coerce(mapping[name], hints[name], f"{where}.{name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{where}: missing required key {name!r} ({_type_name(hints[name])})")
-    return cls(**kwargs)
 
 
 def _require(condition: bool, message: str) -> None:
@@ -456,10 +362,10 @@ def config_from_mapping(raw: dict[str, Any], source: str = "params.yaml") -> Con
     for name, spec in arms_raw.items():
         if not isinstance(spec, (dict, type(None))):
             raise ConfigError(f"{source}: arms.{name}: expected a mapping of settings, found {spec!r}")
-        arms.append(_build(ArmConfig, {"name": name, **(spec or {})}, f"{source}: arms.{name}"))
+        arms.append(build(ArmConfig, {"name": name, **(spec or {})}, f"{source}: arms.{name}"))
     effective["arms"] = arms
     effective["source_file"] = source
-    return validate(_build(Config, effective, source))
+    return validate(build(Config, effective, source))
 
 
 def load_config(path: str | Path = "params.yaml") -> Config:
