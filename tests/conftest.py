@@ -67,6 +67,9 @@ def copy_repo(dest: Path) -> Path:
 @pytest.fixture(scope="session")
 def demo_repo(tmp_path_factory) -> Path:
     """A temporary copy of the repository after `dvc exp run -S profile=demo` (the whole demo DAG)."""
+    reuse = os.environ.get("KDLAB_DEMO_REPO")  # developers: a demo repo this fixture built earlier
+    if reuse:
+        return Path(reuse)
     repo = copy_repo(tmp_path_factory.mktemp("kdlab-demo"))
     run(["dvc", "exp", "run", "-S", "profile=demo"], repo)
     return repo
