@@ -17,8 +17,9 @@ most 2 minutes". Everything is generated here, offline, in a temporary folder:
   labels, tiers as names) and ``metadata.json`` (temperature 1.2538); the
   vanilla and distilled students' ``val_predictions.npz`` and the six grid
   files ``grid_Td{1,4,8}_a{70,90}_val_predictions.npz`` (logits float16
-  6,430 x 113, preds, labels, val_tiers), with accuracies and calibration
-  roughly like the real ones;
+  6,430 x 113, preds, labels, val_tiers); the students share the teacher's
+  errors and range from over-confident (vanilla) to well calibrated, so the
+  temperature fits and the bootstraps do realistic work;
 * a params.yaml that is the repository's, with ``profile: audit`` and every
   published artifact's ``local:`` pointing at those files (sha256 pinned), so
   nothing touches the network. The bootstrap keeps the real 10,000 resamples.
@@ -44,6 +45,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -299,6 +301,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     root = Path(tempfile.mkdtemp(prefix="kdlab-audit-bench-"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up the temporary folder
     try:
         started = time.perf_counter()
         paths = build(root)
