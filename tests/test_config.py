@@ -260,6 +260,13 @@ BAD = {
     "wrong repo type": (_set("data", "hub_test", "repo_type", "datasets"),
                         ["hub_test.repo_type", "['model', 'dataset']", "found 'datasets'"]),
     "nan learning rate": (_set("optim", "learning_rate", float("nan")), ["learning_rate", "finite"]),
+    # optional fields: a wrong type must give the same clear message, not a crash in the checker
+    "top_k as text": (lambda raw: raw["arms"]["kd"].update(loss="topk_kd", top_k="five"),
+                      ["arms.kd.top_k", "expected an integer", "found 'five'"]),
+    "expected count as text": (_set("data", "expected", "train", "many"),
+                               ["data.expected.train", "expected an integer", "found 'many'"]),
+    "published artifact as a number": (_set("arms", "kd", "published", 3),
+                                       ["arms.kd.published", "expected a mapping", "found 3"]),
 }
 
 

@@ -48,7 +48,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         for option in options:
             try:
                 return coerce(value, option, where)
-            except ConfigError as exc:
+            except ParamsError as exc:
                 errors.append(str(exc))
         raise ParamsError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {options}")
     if origin is Literal:
