@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from kdlab.metrics import softmax
 
@@ -62,6 +60,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200,
     the optimum is T -> 0 and the gradient vanishes there too, so such a fit can
     look converged at a tiny T with NLL near 0; check the fold, not just the flag.
     """
+    # torch only here: every stage that merely applies a fitted T (evaluate, analyze@*, report) stays
+    # free of its import cost
+    import torch
+    import torch.nn.functional as F
+
     z = torch.as_tensor(np.asarray(logits, dtype=np.float64))
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     if z.ndim != 2 or y.shape != (z.shape[0],) or z.shape[0] == 0:

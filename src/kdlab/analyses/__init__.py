@@ -3,7 +3,10 @@
 Every module here exposes ``compute(study) -> dict`` (JSON-serialisable; the
 stage `analyze@<name>` writes it to results/<name>.json) and
 ``render(result, out)`` (the `report` stage turns it into LaTeX tables,
-figures and ``\\newcommand`` numbers).
+figures and ``\\newcommand`` numbers). Drawing code imports
+:mod:`kdlab.report.figures` (matplotlib, seaborn) inside the functions that
+draw, so the nine `analyze@` processes never pay for a plotting library they
+do not use.
 """
 
 from __future__ import annotations

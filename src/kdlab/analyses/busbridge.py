@@ -17,7 +17,6 @@ import numpy as np
 from kdlab.analyses.common import (LABEL, add_numbers, ci_record, delta, excludes_zero, figure_note, header, macro,
                                    measure, scope_table, unavailable_rows)
 from kdlab.analyses.context import SCOPES, Study
-from kdlab.report import figures
 
 METRICS = ("ece", "nll", "js")
 TAGS = {"ece": "Ece", "nll": "Nll", "js": "JsToTeacher"}
@@ -97,6 +96,7 @@ def shaky_rows(result: dict) -> list[str]:
 
 def render(result: dict, out) -> None:
     """reports/tables/busbridge_{ece,nll,js,vs_full}.tex, reports/figures/busbridge_calibration_vs_k.{pdf,png}."""
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
     label, gone, kd = _label(result), result["unavailable"], result["headline"]
     for m in METRICS:
         scope_table(out.tables / f"busbridge_{m}.tex", result["tables"]["values"], m, "system", result, out,
@@ -117,6 +117,7 @@ def render(result: dict, out) -> None:
 def calibration_vs_k(result: dict, note: str):
     """ECE and NLL against k (log axis), one line per scope with interval bars; the
     baseline (no teacher) as a dashed line of the same colour."""
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
     palette = figures.colors(list(SCOPES))
     fig, axes = figures.plt.subplots(1, 2, figsize=(9.0, 3.6), squeeze=False)
     vals = [r for r in result["tables"]["values"] if r.get("metric")]

@@ -21,9 +21,8 @@ from kdlab.analyses.common import (boot_record, clean, dash, eval_fold, flat, fr
                                    resample_many, unstable)
 from kdlab.analyses.context import SCOPES, Study
 from kdlab.config import TIERS
-from kdlab.report import figures, latex
+from kdlab.report import latex
 
-import matplotlib.pyplot as plt  # noqa: E402  (after kdlab.report.figures selects the Agg backend)
 
 METRICS = ("ece", "adaptive_ece", "mce", "smooth_ece", "brier", "nll")
 BINNED = ("ece", "adaptive_ece", "mce")
@@ -129,6 +128,7 @@ def compute(study: Study) -> dict:
 def render(result: dict, out) -> None:
     """reports/tables/calibration_suite_{full,eval}_{ece,ace,mce,smece,brier,nll,ece_bins}.tex;
     reports/figures/calibration_suite_{reliability,ece_bins}.{pdf,png}."""
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
     b = result["bootstrap"]
     for view in VIEWS:
         for m in METRICS:
@@ -223,6 +223,8 @@ def _num(x) -> float:
 
 
 def _bins_figure(result: dict, note: str):
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
+    plt = figures.plt
     recs, ks = result["tables"]["suite"], result["bin_counts"]
     palette = figures.colors(list(dict.fromkeys(r["system"] for r in recs)))
     fig, axes = plt.subplots(2, len(SCOPES), figsize=(2.6 * len(SCOPES), 4.6), sharex=True, squeeze=False)

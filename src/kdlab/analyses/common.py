@@ -14,7 +14,7 @@ import pandas as pd
 
 from kdlab import metrics, stats
 from kdlab.analyses.context import SCOPES, Study
-from kdlab.report import figures, latex
+from kdlab.report import latex
 
 FOLD = "full val"
 DIRECTION = {"macro_f1": "higher", "accuracy": "higher", "ece": "lower", "nll": "lower",
@@ -252,6 +252,7 @@ def scope_bars(tidy: pd.DataFrame, metric_names, tier_n: dict, note: str, ylabel
     """Bars with interval error bars (may be negative, unlike figures.tier_bars): a panel per metric,
     scopes on x; ``tidy`` has system, scope, metric, estimate, low, high; colours follow ``order``;
     ECE ticks of the ``shaky`` scopes say "unstable"."""
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
     systems = list(dict.fromkeys(tidy["system"]))
     palette = figures.colors(list(dict.fromkeys([*order, *systems])))
     x, width = np.arange(len(SCOPES)), 0.8 / max(len(systems), 1)

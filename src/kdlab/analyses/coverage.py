@@ -19,9 +19,8 @@ import pandas as pd
 from kdlab import metrics, stats
 from kdlab.analyses.common import boot_record, clean, dash, eval_fold, frames, note_text, outside_note, resample_many
 from kdlab.analyses.context import Study
-from kdlab.report import figures, latex
+from kdlab.report import latex
 
-import matplotlib.pyplot as plt  # noqa: E402  (after kdlab.report.figures selects the Agg backend)
 
 HEADLINE = 0.7  # STUDY.md §7 quotes accuracy at confidence >= 0.70
 FINE = tuple(np.round(np.arange(1, 100) / 100.0, 2))  # 0.01 ... 0.99
@@ -93,6 +92,7 @@ def compute(study: Study) -> dict:
 def render(result: dict, out) -> None:
     """reports/tables/coverage_{full,eval}.tex, coverage_{full,eval}_n.tex, coverage_sla.tex;
     reports/figures/coverage_curves.{pdf,png}."""
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
     ts, sla_acc = result["thresholds"], result["sla_accuracy"]
     heads = {f"t{t:g}": rf"conf.\ $\geq {t:g}$" for t in ts}
     heads.update({"coverage": "Cov.", "accuracy": "Acc.", "n_covered": "$n$", "sla": rf"SLA {sla_acc:.0%}".replace(
@@ -162,6 +162,8 @@ def _sla_table(result: dict, out) -> None:
 
 def _figure(result: dict, out):
     """(a) accuracy vs coverage, full val; (b) accuracy and (c) coverage vs threshold, eval half."""
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
+    plt = figures.plt
     base, kd = result["baseline"], result["headline"]
     full, ev = result["curves"]["full"], result["curves"]["eval"]
     main = [s for s in ("teacher", base, kd) if s in full]

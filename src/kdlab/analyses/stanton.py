@@ -19,7 +19,6 @@ from kdlab import stats
 from kdlab.analyses.common import (LABEL, add_numbers, ci_record, delta, excludes_zero, figure_arms, figure_note,
                                    header, macro, measure, scope_bars, scope_table, unavailable_rows)
 from kdlab.analyses.context import SCOPES, Study
-from kdlab.report import figures
 
 METRICS = ("agreement", "kl", "js")
 TAGS = {"agreement": "Agreement", "kl": "KlToTeacher", "js": "JsToTeacher"}
@@ -90,6 +89,7 @@ def compute(study: Study) -> dict:
 
 def render(result: dict, out) -> None:
     """reports/tables/stanton_{agreement,kl,js,gap}.tex and reports/figures/stanton_js.{pdf,png}."""
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
     base, kd, gone = result["baseline"], result["headline"], result["unavailable"]
     for m in METRICS:
         scope_table(out.tables / f"stanton_{m}.tex", result["tables"]["values"], m, "system", result, out,

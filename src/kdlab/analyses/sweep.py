@@ -19,10 +19,8 @@ from kdlab import stats
 from kdlab.analyses.common import boot_record, clean, dash, flat, frames, note_text, outside_note, resample_many
 from kdlab.analyses.context import Study
 from kdlab.config import Config, ConfigError
-from kdlab.report import figures, latex
+from kdlab.report import latex
 
-import matplotlib.pyplot as plt  # noqa: E402  (after kdlab.report.figures selects the Agg backend)
-import seaborn as sns  # noqa: E402
 
 GRID_T = (1.0, 4.0, 8.0)
 GRID_ALPHA = (0.7, 0.9)
@@ -114,6 +112,9 @@ def _label(rec: dict) -> str:
 
 def render(result: dict, out) -> None:
     """reports/tables/sweep_grid.tex; reports/figures/sweep_heatmaps.{pdf,png}."""
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
+    plt = figures.plt
+    sns = figures.sns
     b, recs = result["bootstrap"], result["tables"]["grid"]
     rows = {_label(r): r for r in recs}
     keys = list(KEYS) + ["delta_macro_f1"]

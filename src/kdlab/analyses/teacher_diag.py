@@ -18,9 +18,8 @@ from kdlab.analyses.common import (boot_record, clean, dash, flat, frames, note_
                                    unstable)
 from kdlab.analyses.context import SCOPES, Study
 from kdlab.config import TIERS
-from kdlab.report import figures, latex
+from kdlab.report import latex
 
-import matplotlib.pyplot as plt  # noqa: E402  (after kdlab.report.figures selects the Agg backend)
 
 SYSTEMS = ("teacher", "teacher_raw")
 LABELS = {"teacher": "", "teacher_raw": ", raw"}
@@ -97,6 +96,7 @@ def _per_class(study: Study) -> tuple[list, list, float]:
 
 def render(result: dict, out) -> None:
     """reports/tables/teacher_diag_{tiers,classes}.tex, reports/figures/teacher_diag_support_f1.{pdf,png}."""
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
     b, n = result["bootstrap"], result["n"]
     rows = {f"{r['scope']}{LABELS[r['system']]}": r for r in result["tables"]["tiers"]}
     values, low, high = frames(rows, KEYS[:-1])  # mean confidence: in the JSON only
@@ -136,6 +136,8 @@ def render(result: dict, out) -> None:
 
 def support_figure(df: pd.DataFrame, note: str, rho=None):
     """Per-class teacher F1 against training support, coloured by tier; classes absent from val are left out."""
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
+    plt = figures.plt
     palette, absent = figures.colors(list(TIERS)), int((df["val_support"] == 0).sum())
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for tier in TIERS:

@@ -15,7 +15,6 @@ import pandas as pd
 from kdlab.analyses.common import (LABEL, add_numbers, ci_record, delta, excludes_zero, figure_arms, figure_note,
                                    header, macro, measure, scope_bars, scope_table, unavailable_rows)
 from kdlab.analyses.context import SCOPES, Study
-from kdlab.report import figures
 
 METRICS = ("macro_f1", "accuracy", "ece", "nll")
 F1_NOTE = ("A single system's macro F1 interval can sit below its full-sample value: a resample repeats some "
@@ -57,6 +56,7 @@ def compute(study: Study) -> dict:
 
 def render(result: dict, out) -> None:
     """reports/tables/tiers_{delta,value}_<metric>.tex and reports/figures/tiers_deltas.{pdf,png}."""
+    from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
     base, gone = result["baseline"], result["unavailable"]
     students = list(dict.fromkeys(r["system"] for r in result["tables"]["values"] if r.get("metric")))[1:]
     for m in METRICS:

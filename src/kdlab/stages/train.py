@@ -13,18 +13,13 @@ import argparse
 import dataclasses
 import tempfile
 
-import numpy as np
 
 from kdlab import data, io, remote
 from kdlab.config import ArmConfig, Config
-from kdlab.losses import make_loss_fn
-from kdlab.models import build_classifier
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, save_predictions
 from kdlab.published import convert_published_predictions
 from kdlab.stages.common import StageError, run_stage, stage_main
-from kdlab.tokenization import load_tokenizer
-from kdlab.train import encode, make_accelerator, predict_logits, require_device, save_checkpoint, train_classifier
 
 NOT_PUBLISHED = "not published (train mode)"
 
@@ -54,6 +49,13 @@ def from_published(cfg: Config, layout: Layout, arm: ArmConfig, val, n_classes: 
 
 
 def trained(cfg: Config, layout: Layout, arm: ArmConfig, splits: dict, n_classes: int) -> dict:
+    # torch, transformers and accelerate load here, not at module import: an audit run (15 arms, no
+    # training) would otherwise pay their ~2 s import in every train@<arm> process
+    from kdlab.losses import make_loss_fn
+    from kdlab.models import build_classifier
+    from kdlab.tokenization import load_tokenizer
+    from kdlab.train import encode, make_accelerator, predict_logits, require_device, save_checkpoint, train_classifier
+
     require_device(cfg.optim, f"train@{arm.name}")
     tokenizer = load_tokenizer(layout.tokenizer)
     which = ["train", "test"] if arm.train_splits == "train+test" else ["train"]
