@@ -151,7 +151,11 @@ def adaptive_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> flo
     and split into ``n_bins`` groups whose sizes differ by at most one
     (``np.array_split``); Σ_b (n_b / n)·|acc_b − conf_b| over those groups.
     """
-    conf, correct = confidence_and_correct(probs, labels)
+    return adaptive_ece_from_confidence(*confidence_and_correct(probs, labels), n_bins)
+
+
+def adaptive_ece_from_confidence(conf: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
+    """:func:`adaptive_ece` from top-1 confidence (N,) and correctness (N,) (the bootstrap resamples these)."""
     if conf.size == 0:
         return math.nan
     order = np.argsort(conf, kind="stable")
@@ -209,7 +213,12 @@ def smooth_ece(probs: np.ndarray, labels: np.ndarray, bandwidth: Optional[float]
     σ is already below it, that σ is used. A float ``bandwidth`` fixes σ.
     Unlike binned ECE the estimate is continuous in the confidences.
     """
-    conf, correct = confidence_and_correct(probs, labels)
+    return smooth_ece_from_confidence(*confidence_and_correct(probs, labels), bandwidth, grid)
+
+
+def smooth_ece_from_confidence(conf: np.ndarray, correct: np.ndarray, bandwidth: Optional[float] = None,
+                               grid: int = 2049) -> float:
+    """:func:`smooth_ece` from top-1 confidence (N,) and correctness (N,) (the bootstrap resamples these)."""
     if conf.size == 0:
         return math.nan
     if bandwidth is not None:

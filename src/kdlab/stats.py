@@ -111,10 +111,12 @@ def _prep_mce(probs, labels, n_bins=15) -> _Spec:
     return _Spec(len(gap), (), (onehot, gap), finish)
 
 
-def _prep_loop(fn: Callable[..., float], probs, labels, **kwargs) -> _Spec:
-    probs, labels = np.asarray(probs), np.asarray(labels)
-    return _Spec(len(labels), (), (),
-                 lambda e, r, rows: np.array([fn(probs[i], labels[i], **kwargs) for i in rows]))
+def _prep_confidence_loop(fn: Callable[..., float], probs, labels, **kwargs) -> _Spec:
+    """A metric of (top-1 confidence, correctness) only, looped over the resamples: the (N,)
+    pair is computed once and gathered per resample, never the (N, C) probabilities."""
+    conf, correct = metrics.confidence_and_correct(probs, labels)
+    return _Spec(len(conf), (), (),
+                 lambda e, r, rows: np.array([fn(conf[i], correct[i], **kwargs) for i in rows]))
 
 
 def _argmax_agree(p, q) -> np.ndarray:
@@ -133,9 +135,10 @@ _SPECS: dict[str, Callable[..., _Spec]] = {
     "agreement": lambda p, q: _linear(_argmax_agree(p, q)),
     "mean": lambda values: _linear(values),
     # no matrix form: loop over the same indices (seconds per 1,000 resamples, not milliseconds)
-    "adaptive_ece": lambda probs, labels, n_bins=15: _prep_loop(metrics.adaptive_ece, probs, labels, n_bins=n_bins),
-    "smooth_ece": lambda probs, labels, bandwidth=None: _prep_loop(metrics.smooth_ece, probs, labels,
-                                                                   bandwidth=bandwidth),
+    "adaptive_ece": lambda probs, labels, n_bins=15: _prep_confidence_loop(
+        metrics.adaptive_ece_from_confidence, probs, labels, n_bins=n_bins),
+    "smooth_ece": lambda probs, labels, bandwidth=None: _prep_confidence_loop(
+        metrics.smooth_ece_from_confidence, probs, labels, bandwidth=bandwidth),
 }
 METRICS = tuple(_SPECS)
 
