@@ -99,6 +99,19 @@ def test_rerun_is_bit_identical(demo_repo):
     assert layout.predictions("vanilla").read_bytes() == before
 
 
+def test_report_rerun_is_byte_identical(demo_repo):
+    """The report draws in parallel processes; its tables, figures (PDF and PNG) and numbers must not
+    depend on which process drew what, nor carry dates."""
+    reports = Layout(demo_repo).reports
+    files = sorted(p for p in reports.rglob("*") if p.is_file() and p.name != "paper.tex")
+    before = {p: p.read_bytes() for p in files}
+    assert len([p for p in files if p.suffix == ".png"]) >= 10
+    run(["dvc", "repro", "-f", "-s", "report"], demo_repo)
+    assert sorted(p for p in reports.rglob("*") if p.is_file() and p.name != "paper.tex") == files
+    changed = [str(p.relative_to(reports)) for p in files if p.read_bytes() != before[p]]
+    assert not changed, changed
+
+
 def defined_macros(path) -> set[str]:
     return set(re.findall(r"\\newcommand\{\\(kd[A-Za-z]+)\}", path.read_text()))
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from kdlab import calibration, io, metrics
+from kdlab import analyses, calibration, io, metrics
 from kdlab.config import TIERS, config_from_mapping
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, save_predictions
@@ -231,15 +231,17 @@ def macros(path: Path) -> dict[str, str]:
     return dict(re.findall(r"\\newcommand\{\\(kd[A-Za-z]+)\}\{(.*)\}$", path.read_text(), flags=re.M))
 
 
-def no_analyses(cfg, inp, layout, taken):
-    """The analyses' own tables are tested in tests/test_analyses_*.py and, end to end, in test_e2e.py."""
-    return {}
+def without_analyses(patch) -> None:
+    """The report stage without the analyses' tables, figures and numbers (those are tested in
+    tests/test_analyses_*.py and, end to end, in test_e2e.py)."""
+    patch.setattr(report, "RENDER_ORDER", [])
+    patch.setattr(report, "analysis_numbers", lambda layout, taken: {})
 
 
 def test_stage_writes_every_output(tmp_path, params_raw, monkeypatch):
     _, _, evaluate = build_layout(tmp_path, params_raw)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(report, "render_analyses", no_analyses)
+    without_analyses(monkeypatch)
     assert report.main([]) == 0
     for rel in OUTPUTS:
         assert (tmp_path / "reports" / rel).stat().st_size > 0, rel
@@ -264,7 +266,7 @@ def audit_run(tmp_path_factory):
     params_raw = yaml.safe_load((REPO / "params.yaml").read_text())
     cfg, layout, _ = build_layout(tmp_path_factory.mktemp("audit"), params_raw, unavailable=("td1_a09",))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(report, "render_analyses", no_analyses)
+        without_analyses(patch)
         report.run(cfg, layout)
     return layout
 
@@ -273,3 +275,25 @@ def test_stage_marks_unavailable_arms(audit_run):
     tier_tex = (audit_run.tables / "tier_f1_ece.tex").read_text()
     assert r"td1\_a09 & \multicolumn{8}{c}{\emph{not published (train mode)}} \\" in tier_tex
     assert macros(audit_run.reports / "numbers.tex")["kdTdOneAZeroNineMacroFone"] == "--"
+
+
+def _write_square(path: Path, x: int) -> None:
+    if x < 0:
+        raise ValueError(f"negative: {x}")
+    path.write_text(str(x * x))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_tasks_runs_every_task_in_any_number_of_processes(tmp_path, workers):
+    report.run_tasks([(_write_square, (tmp_path / f"{x}.txt", x)) for x in range(5)], workers)
+    assert [(tmp_path / f"{x}.txt").read_text() for x in range(5)] == ["0", "1", "4", "9", "16"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_tasks_raises_a_task_error(tmp_path, workers):
+    with pytest.raises(ValueError, match="negative: -1"):
+        report.run_tasks([(_write_square, (tmp_path / "a.txt", 2)), (_write_square, (tmp_path / "b.txt", -1))], workers)
+
+
+def test_render_order_covers_every_analysis_once():
+    assert sorted(report.RENDER_ORDER) == sorted(analyses.ANALYSES)

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -31,6 +34,11 @@ from kdlab.report import figures, latex
 from kdlab.stages.common import StageError, run_stage, stage_main
 
 TIER_KEYS = ("overall",) + TIERS
+MAX_WORKERS = 4  # processes for drawing; more gains little (11 figures) and costs memory
+_SLOWEST_TO_DRAW = ("calibration_suite", "sweep", "coverage", "teacher_diag", "tiers", "busbridge", "stanton")
+# every analysis, the slowest to draw first (balances the workers; the outputs do not depend on it)
+RENDER_ORDER = sorted(analyses.ANALYSES, key=lambda name: _SLOWEST_TO_DRAW.index(name)
+                      if name in _SLOWEST_TO_DRAW else len(_SLOWEST_TO_DRAW))
 DEMO_NOTE = "DEMO: synthetic data, tiny models \u2014 not the study's numbers"
 DATA_SOURCES = {"synthetic": "bundled synthetic complaints", "local": "CFPB complaints (local file)"}
 
@@ -289,18 +297,32 @@ class Out:
     source: str
 
 
-def render_analyses(cfg: Config, inp: Inputs, layout: Layout, taken: set[str]) -> dict:
-    """Render every analysis' results/<name>.json; return their headline numbers (names unique)."""
-    out = Out(layout.tables, layout.figures, DEMO_NOTE if cfg.profile == "demo" else "", provenance(cfg, inp))
+def render_analysis(name: str, result_path: Path, out: Out) -> None:
+    """One analysis' tables and figures from its results/<name>.json."""
+    analyses.get(name).render(io.read_json(result_path), out)
+
+
+def analysis_numbers(layout: Layout, taken: set[str]) -> dict:
+    """Every analysis' headline numbers from results/<name>.json (names must be unique)."""
     collected: dict = {}
     for name in analyses.ANALYSES:
-        result = io.read_json(layout.results / f"{name}.json")
-        analyses.get(name).render(result, out)
-        for key, value in result.get("numbers", {}).items():
+        for key, value in io.read_json(layout.results / f"{name}.json").get("numbers", {}).items():
             if key in taken or key in collected:
                 raise StageError(f"results/{name}.json: headline number {key!r} is defined twice; rename it")
             collected[key] = value
     return collected
+
+
+def run_tasks(tasks: list[tuple[Callable, tuple]], workers: int) -> None:
+    """Call each ``fn(*args)``; with ``workers`` > 1 in that many processes. Every task writes its
+    own files, so the outputs do not depend on the order or the process; the first error is raised."""
+    if workers <= 1:
+        for fn, args in tasks:
+            fn(*args)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(fn, *args) for fn, args in tasks]:
+            future.result()
 
 
 def write_appendix(cfg: Config, layout: Layout) -> None:
@@ -329,10 +351,15 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace | None = None) -> 
     tags = [latex.macro_name(s) for s in systems(cfg)]
     if len(set(tags)) != len(tags):
         raise StageError(f"arm names {cfg.arm_names} give clashing macro names {tags}; rename an arm")
-    write_tables(cfg, inp, layout)
-    write_figures(cfg, inp, layout)
     headline = numbers(cfg, inp)
-    headline.update(render_analyses(cfg, inp, layout, set(headline)))
+    headline.update(analysis_numbers(layout, set(headline)))
+    write_tables(cfg, inp, layout)
+    # drawing is most of this stage's time and each figure is independent: use the machine's cores
+    # (DVC runs one stage at a time); the slowest renders go first
+    out = Out(layout.tables, layout.figures, DEMO_NOTE if cfg.profile == "demo" else "", provenance(cfg, inp))
+    tasks = [(render_analysis, (name, layout.results / f"{name}.json", out)) for name in RENDER_ORDER]
+    tasks.insert(2, (write_figures, (cfg, inp, layout)))
+    run_tasks(tasks, workers=min(len(tasks), os.cpu_count() or 1, MAX_WORKERS))
     write_appendix(cfg, layout)
     latex.write_numbers_tex(layout.reports / "numbers.tex", headline)
     print(f"report: wrote {layout.tables}, {layout.figures} and {layout.reports / 'numbers.tex'}")
