@@ -90,8 +90,9 @@ def write_published_arms(demo: Path, dest: Path) -> dict[str, Path]:
 
 def audit_params(params: dict, demo: Path, teacher: tuple[Path, Path], arms: dict[str, Path]) -> dict:
     """params.yaml for the audit copy. Each published artifact gets `local:` where a user writes it (the
-    artifact param itself); ``profiles.audit`` gets the demo's offline data and tokenizer and the demo's
-    bootstrap, so that intervals are comparable with the demo run."""
+    artifact param itself); ``profiles.audit`` gets the demo's offline data and the demo's bootstrap, so
+    that intervals are comparable with the demo run. The student stays ModernBERT from the Hub: audit
+    mode must not fetch its tokenizer (this copy is offline)."""
     params = copy.deepcopy(params)
     demo_profile = yaml.safe_load((demo / "params.yaml").read_text())["profiles"]["demo"]
     val, meta = teacher
@@ -103,7 +104,6 @@ def audit_params(params: dict, demo: Path, teacher: tuple[Path, Path], arms: dic
     overlay = params["profiles"]["audit"]
     overlay["data"] = copy.deepcopy(demo_profile["data"])  # synthetic, offline: the demo's prepared data
     assert overlay["data"]["source"] == "synthetic" and overlay["data"]["expected"] is None
-    overlay["student"] = {"source": "tiny"}  # keeps the tokenizer stage offline (audit mode reads no tokenizer)
     overlay.setdefault("teacher", {})["expected_temperature"] = \
         io.read_json(Layout(demo).teacher / "metadata.json")["temperature"]
     overlay["evaluation"] = {"bootstrap": demo_profile["evaluation"]["bootstrap"]}
@@ -145,6 +145,10 @@ def test_audit_switch_reads_published_files_and_trains_nothing(audit):
     assert not list((repo / "runs").rglob("model.safetensors")), "audit mode trained a model"
     assert not list((repo / "runs").rglob("train_log.csv"))
     assert not (layout.teacher / "train_log.csv").exists()
+    # no tokenizer either: the student is ModernBERT from the Hub in this profile, and nothing was fetched
+    assert cfg.student.source == "hub" and not cfg.trains_models
+    assert sorted(p.name for p in layout.tokenizer.iterdir()) == ["tokenizer_card.json"]
+    assert io.read_json(layout.tokenizer / "tokenizer_card.json")["needed"] is False
     # the teacher: only the published val logits (audit mode needs no train+test logits)
     meta = io.read_json(layout.teacher / "metadata.json")
     assert meta["source"] == "published" and meta["temperature_from"] == "metadata.json"

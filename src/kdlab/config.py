@@ -257,6 +257,11 @@ class Config:
     def arm_names(self) -> list[str]:
         return [arm.name for arm in self.arms]
 
+    @property
+    def trains_models(self) -> bool:
+        """Whether any stage trains (students or the demo teacher); audit mode trains nothing."""
+        return self.arm_source == "train" or self.teacher.source == "trained"
+
 
 # --------------------------------------------------------------------------- #
 # Loading

@@ -17,12 +17,8 @@ import numpy as np
 
 from kdlab import calibration, data, io, metrics, remote, teacher
 from kdlab.config import Config
-from kdlab.losses import ce_loss
-from kdlab.models import build_classifier
 from kdlab.paths import Layout
 from kdlab.stages.common import StageError, run_stage, stage_main
-from kdlab.tokenization import load_tokenizer
-from kdlab.train import encode, make_accelerator, predict_logits, require_device, train_classifier
 
 
 def published(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
@@ -66,6 +62,12 @@ def published(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict
 
 def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
     """Train a teacher with kdlab's own trainer (demo profile) and fit its temperature."""
+    # the training stack loads only here: reading published logits (audit) needs none of it
+    from kdlab.losses import ce_loss
+    from kdlab.models import build_classifier
+    from kdlab.tokenization import load_tokenizer
+    from kdlab.train import encode, make_accelerator, predict_logits, require_device, train_classifier
+
     spec = cfg.teacher.trained
     require_device(spec.optim, "teacher")
     tokenizer = load_tokenizer(layout.tokenizer)

@@ -2,7 +2,9 @@
 
 ``student.source: hub`` saves ModernBERT's tokenizer at the pinned revision;
 ``tiny`` (demo) fits a WordPiece vocabulary on the canonical train texts.
-Output: data/tokenizer/ (tokenizer.json and its configs).
+Output: data/tokenizer/ (tokenizer.json and its configs). When nothing is
+trained (audit mode reads published predictions) the folder holds only
+tokenizer_card.json saying so, and nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kdlab import data
+from kdlab import data, io
 from kdlab.config import Config
 from kdlab.paths import Layout
 from kdlab.stages.common import run_stage, stage_main
@@ -20,19 +22,26 @@ from kdlab.tokenization import build_tokenizer
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
-    corpus = data.load_split(layout.prepared, "train")["text"].tolist() if cfg.student.source == "tiny" else []
-    tokenizer = build_tokenizer(cfg.student, corpus)
     target = layout.tokenizer
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=target.parent))
     try:
-        tokenizer.save_pretrained(str(staging))
+        if cfg.trains_models:
+            corpus = data.load_split(layout.prepared, "train")["text"].tolist() if cfg.student.source == "tiny" else []
+            tokenizer = build_tokenizer(cfg.student, corpus)
+            tokenizer.save_pretrained(str(staging))
+            summary = f"{len(tokenizer):,} tokens ({cfg.student.source})"
+        else:
+            io.write_json(staging / "tokenizer_card.json", {
+                "profile": cfg.profile, "needed": False,
+                "reason": "no stage trains in this profile (published teacher logits and student predictions)"})
+            summary = "not needed, nothing is trained"
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"tokenizer: {len(tokenizer):,} tokens ({cfg.student.source}) -> {target}")
+    print(f"tokenizer: {summary} -> {target}")
 
 
 def main(argv=None) -> int:
