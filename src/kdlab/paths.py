@@ -7,8 +7,9 @@ run there. ``Layout(root)`` re-roots them for tests.
     data/tokenizer/  tokenizer -> the student's (and a trained teacher's) tokenizer
     data/teacher/    teacher   -> *_logits_{raw,final}.npz, metadata.json, teacher_card.json
     runs/<arm>/      train@arm -> predictions.npz, arm.json, model.safetensors, train_log.csv
+    results/study.json  study  -> the effective configuration (what every later stage runs with)
     metrics/         evaluate  -> one JSON of metrics per arm and the teacher (dvc metrics)
-    results/         analyses  -> tidy JSON tables that the report stage renders
+    results/         calibrate, analyze@name -> fitted temperatures, tidy JSON tables the report renders
     reports/         report    -> tables/*.tex, figures/*.{pdf,png}, numbers.tex (+ paper.tex, hand-written)
 """
 
@@ -90,6 +91,11 @@ class Layout:
     @property
     def results(self) -> Path:
         return self.root / "results"
+
+    @property
+    def study(self) -> Path:
+        """The effective configuration, written by the stage `study`."""
+        return self.results / "study.json"
 
     @property
     def reports(self) -> Path:

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv, add_arguments)
+    return stage_main(__doc__.splitlines()[0], run, argv, add_arguments, needs_study=True)
 
 
 if __name__ == "__main__":

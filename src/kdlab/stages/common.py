@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from kdlab.config import Config, load_config
+from kdlab import io
+from kdlab.config import Config, config_record, load_config, record_differences
 from kdlab.errors import KdlabError
 from kdlab.paths import Layout
 
@@ -15,13 +16,37 @@ class StageError(KdlabError):
     """A stage cannot run as configured (e.g. no GPU for the train profile)."""
 
 
+def check_study(cfg: Config, layout: Layout) -> None:
+    """Stop unless results/study.json (stage `study`) holds the effective configuration of ``cfg``.
+
+    The stages after training depend on that file, not on params, so this is what
+    guarantees they never compute with settings DVC did not record.
+    """
+    path = layout.study
+    if not path.is_file():
+        raise StageError(f"{path}: not found; run `dvc repro` (the stage `study` writes it)")
+    stored = io.read_json(path).get("config")
+    differences = record_differences(stored, config_record(cfg))
+    if "profile" in differences:  # the usual cause, and it explains every other difference
+        differences = ["profile"] + [d for d in differences if d != "profile"]
+    if differences:
+        shown = ", ".join(differences[:5]) + (f" and {len(differences) - 5} more" if len(differences) > 5 else "")
+        raise StageError(f"{path}: written for another configuration than {cfg.source_file} (differs in "
+                         f"{shown}); run `dvc repro` so that every stage uses the same settings")
+
+
 def stage_main(
     description: str,
     run: Callable[[Config, Layout, argparse.Namespace], None],
     argv: Sequence[str] | None = None,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    needs_study: bool = False,
 ) -> int:
-    """Parse ``--params``, load the config once, run; print user errors as one line."""
+    """Parse ``--params``, load the config once, run; print user errors as one line.
+
+    ``needs_study``: the stage depends on results/study.json instead of params (see
+    :func:`check_study`), which is checked before ``run``.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
     if add_arguments:
@@ -29,6 +54,8 @@ def stage_main(
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.params)
+        if needs_study:
+            check_study(cfg, Layout())
         run(cfg, Layout(), args)
     except KdlabError as exc:
         print(f"kdlab: error: {exc}", file=sys.stderr)

@@ -58,7 +58,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv)
+    return stage_main(__doc__.splitlines()[0], run, argv, needs_study=True)
 
 
 if __name__ == "__main__":
