@@ -8,6 +8,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.special import softmax as scipy_softmax
 from scipy.stats import entropy as scipy_entropy
+from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
 from kdlab import metrics as m
@@ -288,3 +289,21 @@ def test_smooth_ece_is_continuous_where_binned_ece_jumps():
     assert abs(m.ece(*before) - m.ece(*after)) > 0.1
     assert abs(m.smooth_ece(*before) - m.smooth_ece(*after)) < 1e-6
     assert abs(m.smooth_ece(*before, bandwidth=0.05) - m.smooth_ece(*after, bandwidth=0.05)) < 1e-6
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_spearman_and_ranks_equal_scipy_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 6, size=40)  # many ties
+    y = rng.random(40).round(1)
+    np.testing.assert_array_equal(m.average_ranks(x), rankdata(x, method="average"))
+    assert m.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+
+
+def test_spearman_edge_cases():
+    assert math.isnan(m.spearman(np.array([1, 1, 1]), np.array([0.1, 0.5, 0.9])))  # constant sample
+    assert math.isnan(m.spearman(np.array([3.0]), np.array([1.0])))
+    assert m.spearman(np.arange(5), np.arange(5) ** 3) == pytest.approx(1.0)
+    assert m.spearman(np.arange(5), -np.arange(5)) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="equal length"):
+        m.spearman(np.arange(3), np.arange(4))

@@ -253,7 +253,10 @@ def audit_setup(tmp_path, val, params_raw):
         raw["arms"]["topk"] = {"loss": "topk_kd", "top_k": 5}
         return config_from_mapping(raw)
 
-    return {"path": path, "digest": digest, "frame": frame, "cfg_with": cfg_with, "layout": Layout(tmp_path / "repo")}
+    layout = Layout(tmp_path / "repo")
+    layout.prepared.mkdir(parents=True)
+    frame.to_parquet(layout.split("val"))  # the prepared val split the labels and tiers are checked against
+    return {"path": path, "digest": digest, "cfg_with": cfg_with, "layout": layout}
 
 
 def test_from_published_converts_a_local_copy(audit_setup, val):
@@ -261,7 +264,7 @@ def test_from_published_converts_a_local_copy(audit_setup, val):
 
     s = audit_setup
     cfg = s["cfg_with"](s["digest"])
-    record = from_published(cfg, s["layout"], cfg.arm("kd"), s["frame"], C)
+    record = from_published(cfg, s["layout"], cfg.arm("kd"), C)
     assert record["available"] is True and record["source"] == "published" and record["arm"] == "kd"
     assert record["file"]["sha256"] == s["digest"] and record["file"]["pinned"] is True
     assert record["file"]["source"] == f"local:{s['path']}" and record["file"]["what"] == "arms.kd.published"
@@ -274,7 +277,7 @@ def test_from_published_converts_a_local_copy(audit_setup, val):
     grid = load_predictions(s["layout"].grid_predictions("kd"))
     np.testing.assert_array_equal(grid.logits, val["arrays"]["logits"])
 
-    missing = from_published(cfg, s["layout"], cfg.arm("topk"), s["frame"], C)
+    missing = from_published(cfg, s["layout"], cfg.arm("topk"), C)
     assert missing["available"] is False and missing["reason"] == NOT_PUBLISHED
     assert not s["layout"].predictions("topk").exists()  # nothing is faked
 
@@ -286,7 +289,7 @@ def test_from_published_refuses_a_wrong_checksum(audit_setup):
     wrong = "9" * 64
     cfg = s["cfg_with"](wrong)
     with pytest.raises(ArtifactError) as info:
-        from_published(cfg, s["layout"], cfg.arm("kd"), s["frame"], C)
+        from_published(cfg, s["layout"], cfg.arm("kd"), C)
     message = str(info.value)
     assert message.startswith(f"{s['path']} (arms.kd.published): sha256 mismatch: expected {wrong}, "
                               f"found {s['digest']}")

@@ -292,6 +292,36 @@ def top1_agreement(p: np.ndarray, q: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------- #
+# Rank correlation (the teacher's per-class support vs F1)
+# --------------------------------------------------------------------------- #
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks (N,) float64; tied values share the mean of their ranks."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, len(values)])
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.repeat(starts + (sizes + 1) / 2.0, sizes)
+    return ranks
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation of two (N,) samples: Pearson's r of their average ranks
+    (as ``scipy.stats.spearmanr``); NaN for N < 2 or when either sample is constant."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"expected two (N,) samples of equal length, found {x.shape} and {y.shape}")
+    if len(x) < 2:
+        return math.nan
+    rx, ry = average_ranks(x), average_ranks(y)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    denominator = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    return float(rx @ ry) / denominator if denominator > 0 else math.nan
+
+
+# --------------------------------------------------------------------------- #
 # Selective prediction
 # --------------------------------------------------------------------------- #
 def coverage_table(probs: np.ndarray, labels: np.ndarray, thresholds: Sequence[float]) -> list[dict]:

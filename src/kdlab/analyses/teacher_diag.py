@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from kdlab import metrics, stats
 from kdlab.analyses.common import (boot_record, clean, dash, flat, frames, note_text, outside_note, resample_many,
@@ -76,7 +75,7 @@ def _per_class(study: Study) -> tuple[list, list, float]:
     val_n, predicted = np.bincount(y, minlength=c), np.bincount(pred, minlength=c)
     f1 = metrics.f1_from_counts(np.bincount(y[y == pred], minlength=c), val_n, predicted)
     present = val_n > 0
-    rho = float(sps.spearmanr(support[present], f1[present]).statistic) if present.sum() > 2 else None
+    rho = metrics.spearman(support[present], f1[present]) if present.sum() > 2 else None
     names = study.card.get("labels", [str(i) for i in range(c)])
     per_class = [{"class_id": i, "label": names[i], "tier": TIERS[study.class_tiers[i]],
                   "train_support": int(support[i]),
@@ -85,7 +84,7 @@ def _per_class(study: Study) -> tuple[list, list, float]:
     for code, tier in enumerate(TIERS):
         sel = study.class_tiers == code
         ok = sel & present
-        r = sps.spearmanr(support[ok], f1[ok]).statistic if ok.sum() > 2 else math.nan
+        r = metrics.spearman(support[ok], f1[ok]) if ok.sum() > 2 else math.nan
         summary.append({"tier": tier, "classes": int(sel.sum()), "absent_from_val": int((sel & ~present).sum()),
                         "median_train_support": float(np.median(support[sel])) if sel.any() else None,
                         "min_train_support": int(support[sel].min()) if sel.any() else None,

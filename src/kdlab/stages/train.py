@@ -14,7 +14,7 @@ import dataclasses
 import tempfile
 
 
-from kdlab import data, io, remote
+from kdlab import io, remote
 from kdlab.config import ArmConfig, Config
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, save_predictions
@@ -31,9 +31,12 @@ def arm_record(arm: ArmConfig) -> dict:
     return spec
 
 
-def from_published(cfg: Config, layout: Layout, arm: ArmConfig, val, n_classes: int) -> dict:
+def from_published(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> dict:
     if arm.published is None:
         return {"arm": arm.name, "available": False, "reason": NOT_PUBLISHED, "config": arm_record(arm)}
+    from kdlab import data  # pandas, only for arms with a file: an unpublished arm's stage starts in half the time
+
+    val = data.load_split(layout.prepared, "val")
     labels, tiers = val["label"].to_numpy(), data.tier_codes_of(val)
     record = {"arm": arm.name, "available": True, "source": "published", "config": arm_record(arm)}
     with tempfile.TemporaryDirectory(prefix="kdlab-arm-") as tmp:
@@ -48,15 +51,17 @@ def from_published(cfg: Config, layout: Layout, arm: ArmConfig, val, n_classes: 
     return record
 
 
-def trained(cfg: Config, layout: Layout, arm: ArmConfig, splits: dict, n_classes: int) -> dict:
-    # torch, transformers and accelerate load here, not at module import: an audit run (15 arms, no
-    # training) would otherwise pay their ~2 s import in every train@<arm> process
+def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> dict:
+    # torch, transformers and accelerate (and pandas) load here, not at module import: an audit run
+    # (15 arms, no training) would otherwise pay their ~2 s import in every train@<arm> process
+    from kdlab import data
     from kdlab.losses import make_loss_fn
     from kdlab.models import build_classifier
     from kdlab.tokenization import load_tokenizer
     from kdlab.train import encode, make_accelerator, predict_logits, require_device, save_checkpoint, train_classifier
 
     require_device(cfg.optim, f"train@{arm.name}")
+    splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
     tokenizer = load_tokenizer(layout.tokenizer)
     which = ["train", "test"] if arm.train_splits == "train+test" else ["train"]
     frame = data.training_frame(splits, which)
@@ -99,10 +104,9 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     card = io.read_json(layout.data_card)
     layout.run(arm.name).mkdir(parents=True, exist_ok=True)
     if cfg.arm_source == "published":
-        record = from_published(cfg, layout, arm, data.load_split(layout.prepared, "val"), card["n_classes"])
+        record = from_published(cfg, layout, arm, card["n_classes"])
     else:
-        splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
-        record = trained(cfg, layout, arm, splits, card["n_classes"])
+        record = trained(cfg, layout, arm, card["n_classes"])
     record["profile"] = cfg.profile
     io.write_json(layout.arm_card(arm.name), record)
     print(f"train@{arm.name}: {record.get('source', record.get('reason'))}"
