@@ -17,7 +17,7 @@ from kdlab import analyses, calibration, io, metrics
 from kdlab.config import TIERS, config_from_mapping
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, save_predictions
-from kdlab.report import figures, latex
+from kdlab.report import figures, latex, reproduction
 from kdlab.stages import report, study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -224,7 +224,8 @@ def build_layout(root: Path, params_raw: dict, unavailable: tuple[str, ...] = ()
     return cfg, layout, evaluate
 
 
-OUTPUTS = ["tables/tier_f1_ece.tex", "tables/calibration_eval_half.tex", "numbers.tex"] + [
+OUTPUTS = ["tables/tier_f1_ece.tex", "tables/calibration_eval_half.tex", "tables/published_check.tex",
+           "numbers.tex"] + [
     f"figures/{stem}.{ext}" for stem in ("tier_f1_ece", "reliability", "long_tail") for ext in ("pdf", "png")]
 
 
@@ -253,6 +254,11 @@ def test_stage_writes_every_output(tmp_path, params_raw, monkeypatch):
     lift = arms["kd"]["full_val"]["overall"]["macro_f1"] - arms["vanilla"]["full_val"]["overall"]["macro_f1"]
     assert m["kdKdMacroFoneLift"] == latex.fixed(lift, 3, sign=True)
     assert m["kdDemoNote"].startswith(r"\textbf{DEMO") and "kdTdOneAZeroNineMacroFone" in m
+    # the published-numbers check: the evaluate.json rows are compared, the analyses' files are absent here
+    listed = len(reproduction.load_reference())
+    assert m["kdPublishedListed"] == str(listed) and int(m["kdPublishedCompared"]) >= 8
+    check_tex = (tmp_path / "reports/tables/published_check.tex").read_text()
+    assert "results/tiers.json not found" in check_tex and "Synthetic data: nothing here is expected" in check_tex
     cfg = config_from_mapping(yaml.safe_load((tmp_path / "params.yaml").read_text()))
     assert report.figure_note(cfg, report.Inputs.read(Layout(tmp_path)), "val", 3).startswith(report.DEMO_NOTE)
     tier_tex = (tmp_path / "reports/tables/tier_f1_ece.tex").read_text()

@@ -6,6 +6,7 @@ for the arms listed in params.yaml (never a glob of runs/). Outputs (stable name
 
     reports/tables/tier_f1_ece.tex             per-tier and overall macro F1 and ECE, full val
     reports/tables/calibration_eval_half.tex   baseline / KD arm, raw and + T, on the eval half
+    reports/tables/published_check.tex         STUDY.md §7's published numbers against this run
     reports/figures/{tier_f1_ece,reliability,long_tail}.{pdf,png}
     reports/numbers.tex                        \\kd<Name> macros for the prose and slides
 
@@ -30,7 +31,7 @@ from kdlab import analyses, calibration, io, metrics
 from kdlab.arms import load_arm, load_teacher_val
 from kdlab.config import TIERS, Config
 from kdlab.paths import Layout
-from kdlab.report import figures, latex
+from kdlab.report import figures, latex, reproduction
 from kdlab.stages.common import StageError, run_stage, stage_main
 
 TIER_KEYS = ("overall",) + TIERS
@@ -287,6 +288,28 @@ def write_figures(cfg: Config, inp: Inputs, layout: Layout) -> None:
     figures.save_figure(fig, layout.figures / "long_tail")
 
 
+def write_published_check(cfg: Config, inp: Inputs, layout: Layout) -> dict[str, int]:
+    """reports/tables/published_check.tex: every number of STUDY.md §7 against this run's outputs
+    (kdlab.report.reproduction); returns the counts for numbers.tex."""
+    def read(rel: str):
+        path = layout.root / rel
+        return io.read_json(path) if path.is_file() else None
+
+    records = reproduction.check(reproduction.load_reference(), read,
+                                 {"baseline": cfg.baseline_arm, "headline": cfg.headline_arm})
+    counts = reproduction.summary(records)
+    notes = [f"{counts['PublishedMatched']} of {counts['PublishedCompared']} published numbers that this run "
+             "computes are reproduced: the value, rounded to the published precision, equals the published one.",
+             "Published intervals (the course's 1,000 resamples) are not compared; the point estimates are."]
+    if cfg.profile == "demo":
+        notes.insert(0, "Synthetic data: nothing here is expected to match; the table shows the check itself.")
+    reproduction.write_table(layout.tables / "published_check.tex", records, latex.caption(
+        "The published numbers (STUDY.md section 7) against this run", n=inp.evaluate["n_val"],
+        fold="the fold each number was published on", source=provenance(cfg, inp),
+        demo_note=DEMO_NOTE if cfg.profile == "demo" else "", notes=notes))
+    return counts
+
+
 @dataclass(frozen=True)
 class Out:
     """Where an analysis' ``render`` writes, and the notes every caption carries."""
@@ -354,6 +377,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace | None = None) -> 
     headline = numbers(cfg, inp)
     headline.update(analysis_numbers(layout, set(headline)))
     write_tables(cfg, inp, layout)
+    headline.update(write_published_check(cfg, inp, layout))
     # drawing is most of this stage's time and each figure is independent: use the machine's cores
     # (DVC runs one stage at a time); the slowest renders go first
     out = Out(layout.tables, layout.figures, DEMO_NOTE if cfg.profile == "demo" else "", provenance(cfg, inp))
