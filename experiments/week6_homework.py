@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from kdlab import io, metrics, stats
+from kdlab import io, stats
 from kdlab.config import TIERS
 from kdlab.outputs import open_outputs, with_ci
 
@@ -57,15 +57,8 @@ KD = cfg.headline_arm    # the study's distilled student (params.yaml headline_a
 SCOPES = ("overall", *TIERS)
 pd.set_option("display.precision", 3)
 
-print(f"repository root: {root}")
-print(f"profile: {evaluation['profile']} (outputs), {cfg.profile} (params.yaml now); data source: {card['source']}")
-if evaluation["profile"] != cfg.profile:
-    print("WARNING: params.yaml selects another profile than the one that produced these outputs: run `dvc repro`.")
-if evaluation["profile"] == "demo":
-    print("DEMO OUTPUTS: synthetic complaints, tiny models. The numbers below are synthetic and are NOT the "
-          "study's results; answer the questions for the numbers you see, and for the real ones in train or audit mode.")
-for arm, why in study.unavailable.items():
-    print(f"  arm {arm}: {why}")
+print(outputs.describe(demo_advice="answer the questions for the numbers you see, and for the real ones in "
+                                  "train or audit mode."))
 
 result, table, missing = outputs.result, outputs.table, outputs.missing
 

@@ -70,16 +70,7 @@ KD = cfg.headline_arm    # the study's distilled student (params.yaml headline_a
 SCOPES = ("overall", *TIERS)
 pd.set_option("display.precision", 3)
 
-print(f"repository root: {root}")
-print(f"profile: {evaluation['profile']} (outputs), {cfg.profile} (params.yaml now); data source: {card['source']}")
-if evaluation["profile"] != cfg.profile:
-    print("WARNING: params.yaml selects another profile than the one that produced these outputs: run `dvc repro`.")
-if evaluation["profile"] == "demo":
-    print("DEMO OUTPUTS: synthetic complaints, tiny models. The numbers below are synthetic and are NOT the "
-          "study's results; only the code paths and the reading of each table carry over.")
-print(f"val: {study.n:,} examples; per tier: " + ", ".join(f"{t} {len(study.scope_rows(t)):,}" for t in TIERS))
-for arm, why in study.unavailable.items():
-    print(f"  arm {arm}: {why}")
+print(outputs.describe(demo_advice="only the code paths and the reading of each table carry over."))
 
 # %% [markdown]
 # Three small helpers read the analyses' results (`results/<name>.json`, one per

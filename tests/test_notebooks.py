@@ -249,5 +249,5 @@ def test_notebook_executes_top_to_bottom(name, demo_repo, monkeypatch):
     assert not errors
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
                      if o.get("output_type") == "stream")
-    assert "profile: demo" in text and "synthetic" in text.lower()
+    assert "profile: demo" in text and "synthetic" in text.lower() and "per tier: head" in text
     assert elapsed < 60, f"{name} took {elapsed:.0f} s on the demo outputs"

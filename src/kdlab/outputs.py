@@ -16,7 +16,7 @@ import pandas as pd
 from kdlab import io
 from kdlab.analyses import ANALYSES
 from kdlab.analyses.context import Study, load_study
-from kdlab.config import Config, load_config
+from kdlab.config import TIERS, Config, load_config
 from kdlab.paths import Layout
 
 
@@ -53,6 +53,25 @@ class Outputs:
     def table(self, name: str, key: str) -> pd.DataFrame:
         """results/<name>.json -> tables[key] as a frame, without the rows of unavailable arms."""
         return pd.DataFrame([r for r in self.result(name)["tables"][key] if r.get("available", True)])
+
+    def describe(self, demo_advice: str) -> str:
+        """What a notebook is looking at: the root, the profile that produced the outputs (with a
+        warning when params.yaml now selects another), the val split per tier and the unavailable
+        arms; for demo outputs, a warning followed by ``demo_advice``."""
+        produced = self.evaluation["profile"]
+        lines = [f"repository root: {self.root}",
+                 f"profile: {produced} (outputs), {self.cfg.profile} (params.yaml now); "
+                 f"data source: {self.card['source']}"]
+        if produced != self.cfg.profile:
+            lines.append("WARNING: params.yaml selects another profile than the one that produced these outputs: "
+                         "run `dvc repro`.")
+        if produced == "demo":
+            lines.append("DEMO OUTPUTS: synthetic complaints, tiny models. The numbers below are synthetic and are "
+                         f"NOT the study's results; {demo_advice}")
+        lines.append(f"val: {self.study.n:,} examples; per tier: "
+                     + ", ".join(f"{t} {len(self.study.scope_rows(t)):,}" for t in TIERS))
+        lines += [f"  arm {arm}: {why}" for arm, why in self.study.unavailable.items()]
+        return "\n".join(lines)
 
     def missing(self, name: str) -> None:
         """Print the arms an analysis could not use, and why (e.g. "not published (train mode)")."""
