@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from kdlab import io
+from kdlab.analyses import ANALYSES
 from kdlab.config import TIERS, load_config
 from kdlab.paths import Layout
 from kdlab.predictions import load_predictions
@@ -341,9 +342,8 @@ def test_analyses_list_the_unpublished_arms(audit):
     """Every analysis records which of its arms were not published, and why; tiers.json lists them all."""
     layout = Layout(audit["repo"])
     missing = {a for a in arm_names(audit["repo"]) if a not in PUBLISHED}
-    for result in sorted(layout.results.glob("*.json")):
-        if result.name == "calibration.json":
-            continue
+    for name in ANALYSES:
+        result = layout.results / f"{name}.json"
         rec = io.read_json(result)
         assert rec["profile"] == "audit", result.name
         assert set(rec["unavailable"]) <= missing, result.name
@@ -397,3 +397,15 @@ def test_bad_published_file_stops_the_dag(audit, demo_repo, tmp_path, case):
     assert "Running stage 'calibrate'" not in result.stdout
     assert not Layout(repo).predictions("kd").exists()
     assert (repo / "metrics" / "evaluate.json").read_bytes() == before
+
+
+def test_published_check_compares_the_audited_numbers(audit, demo_repo):
+    """reports/tables/published_check.tex of the audit run holds this run's values (here: the demo's,
+    since the published files were written from it) with the file and path each comes from."""
+    a = Layout(audit["repo"])
+    tex = (a.tables / "published_check.tex").read_text()
+    f1 = io.read_json(Layout(demo_repo).metrics / "evaluate.json")["arms"]["vanilla"]["full_val"]["overall"]["macro_f1"]
+    assert re.search(rf"^vanilla, full val, macro F1 & 0\.2638 & {f1:.4f} & (yes|no) & .*evaluate\.json: "
+                     r"arms\.vanilla\.full\\_val\.overall\.macro\\_f1", tex, flags=re.M), tex[:2000]
+    assert "not published" not in tex  # every arm the published numbers need is published
+    assert io.read_json(a.study)["profile"] == "audit"
