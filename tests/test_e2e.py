@@ -12,6 +12,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import yaml
 
 from kdlab import io, metrics
 from kdlab.config import load_config
@@ -110,6 +111,18 @@ def test_report_rerun_is_byte_identical(demo_repo):
     assert sorted(p for p in reports.rglob("*") if p.is_file() and p.name != "paper.tex") == files
     changed = [str(p.relative_to(reports)) for p in files if p.read_bytes() != before[p]]
     assert not changed, changed
+
+
+def test_dvc_plots_render_every_declared_plot(demo_repo, tmp_path):
+    """`dvc plots show` renders the training curves and each declared figure (from the demo run)."""
+    images = [p for p in yaml.safe_load((demo_repo / "dvc.yaml").read_text())["plots"] if isinstance(p, str)]
+    assert {"reports/figures/reliability.png", "reports/figures/coverage_curves.png"} <= set(images)
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], demo_repo)
+    page = (tmp_path / "plots" / "index.html").read_text()
+    assert "training loss" in page and all(f"{arm}/train_log.csv" in page for arm in ("vanilla", "kd", "top1_kd"))
+    rendered = {p.name for p in (tmp_path / "plots" / "static").iterdir()}
+    for image in images:
+        assert "workspace_" + image.replace("/", "_") in rendered, image
 
 
 def defined_macros(path) -> set[str]:
