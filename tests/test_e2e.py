@@ -125,6 +125,19 @@ def test_dvc_plots_render_every_declared_plot(demo_repo, tmp_path):
         assert "workspace_" + image.replace("/", "_") in rendered, image
 
 
+def test_every_published_number_is_located_in_the_demo_outputs(demo_repo):
+    """Each reference row of the published-numbers check resolves to a value of this run, except
+    those that name no kdlab output (the TF-IDF baseline); so the reference paths are right."""
+    from kdlab.report import reproduction
+
+    values = dict(re.findall(r"\\newcommand\{\\kd(Published[A-Za-z]+)\}\{(.*)\}",
+                             (Layout(demo_repo).reports / "numbers.tex").read_text()))
+    rows = reproduction.load_reference()
+    assert int(values["PublishedListed"]) == len(rows)
+    assert int(values["PublishedCompared"]) == sum(r["file"] is not None for r in rows)
+    assert "not in this run" not in (Layout(demo_repo).tables / "published_check.tex").read_text()
+
+
 def defined_macros(path) -> set[str]:
     return set(re.findall(r"\\newcommand\{\\(kd[A-Za-z]+)\}", path.read_text()))
 
