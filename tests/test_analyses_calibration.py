@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kdlab import metrics
+from kdlab import metrics, selective
 from kdlab.analyses import calibration_suite, coverage, han_guo, sweep, teacher_diag
 from kdlab.arms import ArmOutput
 from kdlab.config import ConfigError
@@ -129,7 +129,7 @@ def test_coverage_table_equals_metrics(study, results):
     for view, system, arm, scaled, idx in (("full", "teacher", "teacher", False, np.arange(study.n)),
                                            ("full", "kd", "kd", False, np.arange(study.n)),
                                            ("eval", "vanilla + T", "vanilla", True, study.fold[1])):
-        expected = metrics.coverage_table(study.probs(arm, scaled)[idx], study.labels[idx], th)
+        expected = selective.coverage_table(study.probs(arm, scaled)[idx], study.labels[idx], th)
         got = [{k: r[k] for k in ("threshold", "coverage", "accuracy", "n_covered")}
                for r in rows if r["view"] == view and r["system"] == system]
         assert got == [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in e.items()}
@@ -149,9 +149,9 @@ def test_sla_threshold_is_the_lowest_meeting_the_target(study, results):
     assert any(s["sla_threshold"] is not None for s in res["tables"]["sla"])
     # the fine grid: no lower grid threshold meets the target
     probs = study.probs("kd")
-    fine = metrics.coverage_table(probs, study.labels, coverage.FINE)
+    fine = selective.coverage_table(probs, study.labels, coverage.FINE)
     kd = _row([s for s in res["tables"]["sla"] if s["view"] == "full"], "kd")
-    assert kd["sla_threshold_fine"] == metrics.sla_threshold(fine, target)
+    assert kd["sla_threshold_fine"] == selective.sla_threshold(fine, target)
 
 
 def _swap(cfg, a: str, b: str):

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from kdlab import io
-from kdlab.config import config_from_mapping, config_record, record_differences
+from kdlab.config import config_from_mapping
+from kdlab.resolved import config_record, record_differences
 from kdlab.paths import Layout
 from kdlab.stages import study
 from kdlab.stages.common import StageError, check_study, stage_main

@@ -11,8 +11,6 @@ file, the key, the expected and the found value.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -384,24 +382,3 @@ def load_config(path: str | Path = "params.yaml") -> Config:
         raise ConfigError(f"{path}: not found; run from the repository root (where dvc.yaml is)") from None
     return config_from_mapping(raw, str(path))
 
-
-def config_record(cfg: Config) -> dict[str, Any]:
-    """The effective configuration as plain JSON values (the profile's overlay applied, every
-    default filled in); ``source_file`` is left out, since it says where it was read, not what."""
-    record = json.loads(json.dumps(dataclasses.asdict(cfg), sort_keys=True))
-    record.pop("source_file")
-    return record
-
-
-def record_differences(stored: Any, current: Any, where: str = "") -> list[str]:
-    """Dotted paths at which two :func:`config_record` values differ (mappings compared key by key)."""
-    if isinstance(stored, dict) and isinstance(current, dict):
-        paths = []
-        for key in sorted(set(stored) | set(current), key=str):
-            here = f"{where}.{key}" if where else str(key)
-            if key not in stored or key not in current:
-                paths.append(here)
-            else:
-                paths += record_differences(stored[key], current[key], here)
-        return paths
-    return [] if stored == current else [where or "(top level)"]

@@ -6,7 +6,7 @@ coverage (share with max prob >= threshold), accuracy on the covered rows and n_
 the configured thresholds (0.5-0.9), each coverage and accuracy with a bootstrap interval
 (accuracy per resample = covered-and-correct / covered on the shared resamples); the SLA
 threshold (lowest configured threshold with accuracy >= sla_accuracy) and the same on a
-0.01 grid; a 101-point risk-coverage curve (metrics.risk_coverage_curve).
+0.01 grid; a 101-point risk-coverage curve (selective.risk_coverage_curve).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from kdlab import metrics, stats
+from kdlab import metrics, selective, stats
 from kdlab.analyses.common import boot_record, clean, dash, eval_fold, frames, note_text, outside_note, resample_many
 from kdlab.analyses.context import Study
 from kdlab.report import latex
@@ -48,16 +48,16 @@ def compute(study: Study) -> dict:
             for t in thresholds:
                 covered = (conf >= t).astype(np.float64)
                 jobs += [("mean", dict(values=covered)), ("mean", dict(values=covered * correct))]
-            table = metrics.coverage_table(p, y, thresholds)
-            fine = metrics.coverage_table(p, y, FINE)
-            sla, sla_fine = metrics.sla_threshold(table, ev.sla_accuracy), metrics.sla_threshold(fine, ev.sla_accuracy)
+            table = selective.coverage_table(p, y, thresholds)
+            fine = selective.coverage_table(p, y, FINE)
+            sla, sla_fine = selective.sla_threshold(table, ev.sla_accuracy), selective.sla_threshold(fine, ev.sla_accuracy)
             at = next((r for r in fine if r["threshold"] == sla_fine), {})
             pts[label] = table
             sla_rows.append({"view": view, "system": label, "arm": system, "scaled": scaled, "n": len(rows),
                              "sla_threshold": sla, "sla_threshold_fine": sla_fine,
                              "coverage_at_sla_fine": at.get("coverage"), "accuracy_at_sla_fine": at.get("accuracy"),
                              "n_covered_at_sla_fine": at.get("n_covered")})
-            curves[view][label] = {k: v.tolist() for k, v in metrics.risk_coverage_curve(p, y, 101).items()}
+            curves[view][label] = {k: v.tolist() for k, v in selective.risk_coverage_curve(p, y, 101).items()}
         samples = iter(resample_many(jobs, idx))
         for label, system, scaled in ok:
             for row in pts[label]:

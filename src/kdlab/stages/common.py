@@ -7,7 +7,8 @@ import sys
 from typing import Callable, Sequence
 
 from kdlab import io
-from kdlab.config import Config, config_record, load_config, record_differences
+from kdlab.config import Config, load_config
+from kdlab.resolved import config_record, record_differences
 from kdlab.errors import KdlabError
 from kdlab.paths import Layout
 

@@ -1,7 +1,7 @@
 """Stage `study`: the study's effective configuration -> results/study.json.
 
 The profile's overlay applied to params.yaml, every default filled in (see
-kdlab.config.config_record). This stage tracks every param; calibrate,
+kdlab.resolved.config_record). This stage tracks every param; calibrate,
 evaluate, analyze@<name> and report depend on its output instead of listing
 the arms, the evaluation settings and the profile overlays themselves. DVC
 then reruns them exactly when the effective configuration changes, and
@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 
 from kdlab import io
-from kdlab.config import Config, config_record
+from kdlab.config import Config
+from kdlab.resolved import config_record
 from kdlab.paths import Layout
 from kdlab.stages.common import run_stage, stage_main
 
