@@ -20,13 +20,13 @@ most 2 minutes". Everything is generated here, offline, in a temporary folder:
   6,430 x 113, preds, labels, val_tiers); the students share the teacher's
   errors and range from over-confident (vanilla) to well calibrated, so the
   temperature fits and the bootstraps do realistic work;
-* a params.yaml that is the repository's, with ``profile: audit`` and every
+* a params.yaml composed from the repository's conf/ for ``profile=audit`` with every
   published artifact's ``local:`` pointing at those files (sha256 pinned), so
   nothing touches the network. The bootstrap keeps the real 10,000 resamples.
 
 It then runs, timing each, every stage after `prepare`: study (the resolved
-configuration), tokenizer (nothing to fetch in audit mode), teacher, train@<arm> for every arm of params.yaml (7
-published, the rest written as "not published (train mode)"), calibrate,
+configuration), tokenizer (nothing to fetch in audit mode), teacher, train@<arm> for every arm of params.yaml and
+sweep@<cell> for every sweep cell (8 published, the rest written as "not published (train mode)"), calibrate,
 evaluate, analyze@<name> for every analysis, report. `prepare` (the Hub data
 download and canonicalisation) is not part of the measurement: it is the same
 in every profile and its time is the network's. The times include each stage's
@@ -74,12 +74,12 @@ SEED = 20240611
 ARM_FILES = {  # extra true-class margin (negative: below the teacher's) and logit scale
     "vanilla": ("vanilla_val_predictions.npz", -0.55, 2.9),
     "kd": ("distilled_val_predictions.npz", -0.45, 2.2),
-    "kd@grid": ("grid_Td4_a70_val_predictions.npz", -0.45, 2.2),
-    "kd_t1_a70": ("grid_Td1_a70_val_predictions.npz", -0.4, 2.4),
-    "kd_t1_a90": ("grid_Td1_a90_val_predictions.npz", -0.45, 2.3),
-    "kd_t4_a90": ("grid_Td4_a90_val_predictions.npz", -0.5, 2.1),
-    "kd_t8_a70": ("grid_Td8_a70_val_predictions.npz", -0.5, 2.0),
-    "kd_t8_a90": ("grid_Td8_a90_val_predictions.npz", -0.55, 1.9),
+    "sweep@4-0.7": ("grid_Td4_a70_val_predictions.npz", -0.45, 2.2),
+    "sweep@1-0.7": ("grid_Td1_a70_val_predictions.npz", -0.4, 2.4),
+    "sweep@1-0.9": ("grid_Td1_a90_val_predictions.npz", -0.45, 2.3),
+    "sweep@4-0.9": ("grid_Td4_a90_val_predictions.npz", -0.5, 2.1),
+    "sweep@8-0.7": ("grid_Td8_a70_val_predictions.npz", -0.5, 2.0),
+    "sweep@8-0.9": ("grid_Td8_a90_val_predictions.npz", -0.55, 1.9),
 }
 
 
@@ -129,7 +129,7 @@ def write_prepared(root: Path, rng: np.random.Generator) -> dict:
     for name, split in splits.items():
         split.to_parquet(prepared / f"{name}.parquet", index=False)
     card = data.data_card(splits, label_list, class_tiers)
-    card["source"], card["profile"] = "hub", "audit"
+    card["source"], card["source_description"] = "hub", "CFPB complaints (real-size fixture)"
     io.write_json(prepared / "data_card.json", card)
     io.write_json(prepared / "sources.json", [])
     return {"labels": splits["val"]["label"].to_numpy(), "tiers": data.tier_codes_of(splits["val"]),
@@ -170,19 +170,22 @@ def sha256(path: Path) -> str:
 
 
 def write_params(root: Path, paths: dict[str, Path]) -> None:
-    """The repository's params.yaml, profile audit, every published artifact local and pinned."""
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["profile"] = "audit"
+    """params.yaml composed for the audit profile, every published artifact local and pinned."""
+    from kdlab.compose import compose
+
+    raw = compose(REPO / "conf", ["profile=audit"])
 
     def local(artifact: dict, path: Path) -> None:
         artifact.update(local=str(path), sha256=sha256(path))
 
     local(raw["teacher"]["published"]["val_final"], paths["teacher"])
     local(raw["teacher"]["published"]["metadata"], paths["metadata"])
+    cells = {f"sweep@{c['kd_temperature']}-{c['alpha']}": c["file"] for c in raw["published"]["sweep"]}
     for arm, path in paths.items():
-        name, _, grid = arm.partition("@")
-        if name in raw["arms"]:
-            local(raw["arms"][name]["published_grid" if grid else "published"], path)
+        if arm in raw["published"]["arms"]:
+            local(raw["published"]["arms"][arm], path)
+        elif arm in cells:
+            local(cells[arm], path)
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     cfg = load_config(root / "params.yaml")
     assert cfg.profile == "audit" and cfg.arm_source == "published", "params.yaml lost the audit profile"
@@ -206,7 +209,8 @@ def stage_commands(root: Path) -> list[tuple[str, list[str]]]:
     py = [sys.executable, "-m"]
     cmds = [("study", py + ["kdlab.stages.study"]), ("tokenizer", py + ["kdlab.stages.tokenizer"]),
             ("teacher", py + ["kdlab.stages.teacher"])]
-    cmds += [(f"train@{arm}", py + ["kdlab.stages.train", "--arm", arm]) for arm in cfg.arm_names]
+    cmds += [(arm if arm.startswith("sweep@") else f"train@{arm}", py + ["kdlab.stages.train", "--arm", arm])
+             for arm in cfg.arm_names]
     cmds += [("calibrate", py + ["kdlab.stages.calibrate"]), ("evaluate", py + ["kdlab.stages.evaluate"])]
     cmds += [(f"analyze@{name}", py + ["kdlab.stages.analyze", "--name", name]) for name in analyses.ANALYSES]
     cmds += [("report", py + ["kdlab.stages.report"])]
@@ -243,7 +247,7 @@ def run_dvc(root: Path) -> list[tuple[str, float, float | None]]:
     """`dvc repro --downstream study tokenizer` in a git + DVC repo holding the prepared data (as after prepare)
     and the repository's committed dvc.lock, as a reviewer's clone has it (DVC reads and rewrites the
     lock file at every stage, so its size counts)."""
-    for item in ("src", "dvc.yaml", "dvc.lock", "pyproject.toml", "reports/paper.tex"):
+    for item in ("src", "conf", "dvc.yaml", "dvc.lock", "pyproject.toml", "reports/paper.tex"):
         src, dst = REPO / item, root / item
         if src.is_dir():
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -251,9 +255,9 @@ def run_dvc(root: Path) -> list[tuple[str, float, float | None]]:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "bench@example.invalid"],
-                ["git", "config", "user.name", "bench"], ["dvc", "init", "-q"],
-                ["dvc", "config", "core.check_update", "false"]):
+                ["git", "config", "user.name", "bench"], ["dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=root, env=_env(), check=True, capture_output=True)
+    shutil.copy2(REPO / ".dvc" / "config", root / ".dvc" / "config")
     started = time.perf_counter()
     proc = subprocess.Popen(["dvc", "repro", "--downstream", "study", "tokenizer"], cwd=root, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -280,7 +284,7 @@ def check_outputs(root: Path, paths: dict[str, Path]) -> None:
     """The rebuilt outputs are there and the published arms are really the published files."""
     evaluation = io.read_json(root / "metrics" / "evaluate.json")
     cfg = load_config(root / "params.yaml")
-    published = {a.name for a in cfg.arms if a.published is not None}
+    published = {a.name for a in cfg.all_arms if cfg.published.artifact(a)[0] is not None}
     for arm in cfg.arm_names:
         rec = evaluation["arms"][arm]
         assert rec["available"] == (arm in published), (arm, rec)

@@ -9,17 +9,25 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE_DATA = Path(__file__).resolve().parents[2] / "shared" / "course-data"
-_PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+_COMPOSED: dict[tuple[str, ...], dict] = {}
+
+
+def composed(*overrides: str) -> dict:
+    """params.yaml as `dvc exp run -S <override> ...` would compose it from conf/ (a fresh copy)."""
+    if overrides not in _COMPOSED:
+        from kdlab.compose import compose
+
+        _COMPOSED[overrides] = compose(REPO / "conf", overrides)
+    return copy.deepcopy(_COMPOSED[overrides])
 
 
 @pytest.fixture
 def params_raw() -> dict:
-    """A fresh deep copy of the raw params.yaml mapping (tests may edit it freely)."""
-    return copy.deepcopy(_PARAMS)
+    """The train profile's params mapping, the paper recipe (a fresh copy: tests may edit it freely)."""
+    return composed("profile=train")
 
 
 @pytest.fixture
@@ -30,7 +38,9 @@ def course_data() -> Path:
     return COURSE_DATA
 
 
-COPY = ["src", "params.yaml", "dvc.yaml", "reports/paper.tex", "pyproject.toml"]
+# what a clone holds that the pipeline reads (the committed dvc.lock and headline metrics included)
+COPY = ["src", "conf", "params.yaml", "dvc.yaml", "dvc.lock", "metrics/headline", "reports/paper.tex",
+        "pyproject.toml", ".gitignore", ".dvcignore"]
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -58,7 +68,7 @@ def copy_repo(dest: Path) -> Path:
     run(["git", "config", "user.email", "ci@example.invalid"], dest)
     run(["git", "config", "user.name", "kdlab ci"], dest)
     run(["dvc", "init", "-q"], dest)
-    run(["dvc", "config", "core.check_update", "false"], dest)
+    shutil.copy2(REPO / ".dvc" / "config", dest / ".dvc" / "config")  # hydra.enabled: params.yaml from conf/
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-q", "-m", "copy"], dest)
     return dest

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from kdlab import calibration
 from kdlab.analyses.context import Study
 from kdlab.arms import ArmOutput
+from kdlab.compose import compose
 from kdlab.config import TIERS, config_from_mapping
 from kdlab.data import assign_tiers
 from kdlab.predictions import Predictions
@@ -23,10 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def demo_config(resamples: int = 200, **overrides):
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["profile"] = "demo"
-    raw.setdefault("profiles", {}).setdefault("demo", {}).setdefault("evaluation", {})["bootstrap"] = \
-        {"resamples": resamples, "seed": 42}
+    raw = compose(REPO / "conf", ["profile=demo", f"evaluation.bootstrap.resamples={resamples}"])
     raw.update(overrides)
     return config_from_mapping(raw)
 

@@ -16,13 +16,12 @@ import pytest
 from kdlab import metrics, selective
 from kdlab.analyses import calibration_suite, coverage, han_guo, sweep, teacher_diag
 from kdlab.arms import ArmOutput
-from kdlab.config import ConfigError
 from kdlab.report import latex
 
 from study_fixture import make_study
 
 MODULES = {m.__name__.rsplit(".", 1)[-1]: m for m in (teacher_diag, calibration_suite, han_guo, coverage, sweep)}
-MISSING = ("kd_raw_teacher", "kd_t8_a90")
+MISSING = ("kd_raw_teacher", "sweep@8-0.9")
 REASON = "not published (train mode)"
 LOOP = 40
 
@@ -154,29 +153,19 @@ def test_sla_threshold_is_the_lowest_meeting_the_target(study, results):
     assert kd["sla_threshold_fine"] == selective.sla_threshold(fine, target)
 
 
-def _swap(cfg, a: str, b: str):
-    arms = {x.name: x for x in cfg.arms}
-    fields = dict(kd_temperature=None, alpha=None)
-    sa, sb = ({k: getattr(arms[n], k) for k in fields} for n in (a, b))
-    new = [dataclasses.replace(x, **(sb if x.name == a else sa if x.name == b else {})) for x in cfg.arms]
-    return dataclasses.replace(cfg, arms=tuple(new))
-
-
-def test_sweep_cells_follow_the_arm_configs(study, results):
+def test_sweep_cells_are_the_grid_of_params(study, results):
     cells = {(r["kd_temperature"], r["alpha"]): r for r in results["sweep"]["tables"]["grid"]}
-    assert cells[(4.0, 0.7)]["arm"] == "kd" and cells[(1.0, 0.7)]["arm"] == "kd_t1_a70"
-    assert len(cells) == 6 and "kd_t16_a70" not in {r["arm"] for r in cells.values()}
-    swapped = dataclasses.replace(study, cfg=_swap(study.cfg, "kd_t1_a70", "kd_t8_a90"))
-    res = sweep.compute(swapped)
-    cells = {(r["kd_temperature"], r["alpha"]): r for r in res["tables"]["grid"]}
-    assert cells[(1.0, 0.7)]["arm"] == "kd_t8_a90" and cells[(8.0, 0.9)]["arm"] == "kd_t1_a70"
-    f1 = metrics.macro_f1(study.labels, study.predictions("kd_t8_a90").preds)
+    assert sorted(cells) == [(1.0, 0.7), (1.0, 0.9), (4.0, 0.7), (4.0, 0.9), (8.0, 0.7), (8.0, 0.9)]
+    assert cells[(1.0, 0.7)]["arm"] == "sweep@1-0.7" and cells[(4.0, 0.7)]["default"] is True
+    f1 = metrics.macro_f1(study.labels, study.predictions("sweep@1-0.7").preds)
     assert cells[(1.0, 0.7)]["macro_f1"] == f1
-    assert res["grids"]["macro_f1"][0][0] == f1  # rows T_d (1, 4, 8), columns alpha (0.7, 0.9)
-    clash = dataclasses.replace(study.cfg, arms=tuple(dataclasses.replace(x, alpha=0.7) if x.name == "kd_t1_a90"
-                                                      else x for x in study.cfg.arms))
-    with pytest.raises(ConfigError, match="both match"):
-        sweep.grid_arms(clash)
+    assert results["sweep"]["grids"]["macro_f1"][0][0] == f1  # rows T_d (1, 4, 8), columns alpha (0.7, 0.9)
+    # the grid comes from params: a smaller grid gives fewer cells, and no recipe cell when (4, 0.7) is gone
+    small = dataclasses.replace(study.cfg, sweep=dataclasses.replace(study.cfg.sweep, kd_temperature=(1, 8)))
+    res = sweep.compute(dataclasses.replace(study, cfg=small))
+    assert [(r["kd_temperature"], r["alpha"]) for r in res["tables"]["grid"]] == \
+        [(1.0, 0.7), (1.0, 0.9), (8.0, 0.7), (8.0, 0.9)]
+    assert res["default_cell"] is None and not any(r["default"] for r in res["tables"]["grid"])
 
 
 def test_unavailable_arms_appear_with_their_reason(results_missing):
@@ -247,3 +236,12 @@ def test_render_writes_valid_files(results_missing, tmp_path):
                  "coverage_curves", "sweep_heatmaps"):
         assert (out.figures / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
         assert (out.figures / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_each_sweep_cell_is_read_from_its_own_run(study, results):
+    """The (4, 0.7) cell is its own run (in audit mode: the published grid's file), never the headline arm's
+    predictions, even though both have the same recipe."""
+    cell = next(r for r in results["sweep"]["tables"]["grid"] if (r["kd_temperature"], r["alpha"]) == (4.0, 0.7))
+    own = metrics.macro_f1(study.labels, study.predictions("sweep@4-0.7").preds)
+    headline = metrics.macro_f1(study.labels, study.predictions("kd").preds)
+    assert own != headline and cell["macro_f1"] == own

@@ -1,4 +1,4 @@
-"""params.yaml: every profile loads, profiles deep-merge, bad values stop with a clear message."""
+"""params.yaml: composed from conf/ for every profile, typed, and bad values stop with a clear message."""
 
 from __future__ import annotations
 
@@ -8,36 +8,24 @@ import re
 import pytest
 import yaml
 
-from kdlab.config import (
-    Artifact,
-    ConfigError,
-    ExpectedCounts,
-    config_from_mapping,
-    deep_merge,
-    load_config,
-    resolve_profile,
-)
+from kdlab.compose import write_params
+from kdlab.config import Artifact, ConfigError, ExpectedCounts, config_from_mapping, load_config
 from kdlab.errors import KdlabError
 
-from conftest import REPO
+from conftest import REPO, composed
 
-COURSE_SHA256 = {  # ../shared/course-data/SOURCES.md
+COURSE_SHA256 = {  # the course repository's files (docs/study.md)
     "label_list": "7b300bfc28471fa0a115cd081e11a9ffc983d306e1a9ce9e732f91d74e9a5252",
     "label_merge_mapping": "c6d0f16ba07708a9e0c5a862c20072e2a6602055b6a0d9f0d5027aefb44e26da",
     "train_indices": "a303f6c0a98d8362cecffdb543a71603e2c2ce34dd56222bac3b3bdfa281f431",
     "val_indices": "5106946e24a1d09b80e7a9dfae50b84e12ffc9161153f353fd07c3896eb85cdf",
 }
 HUB_REVISION = "4783de6e089f8ef1dccb26e9f46d491ec0273c83"
-
-
-def with_profile(raw: dict, profile: str) -> dict:
-    raw = copy.deepcopy(raw)
-    raw["profile"] = profile
-    return raw
+MODERNBERT_REVISION = "8949b909ec900327062f0ebf497f51aef5e6f0c8"
 
 
 # --------------------------------------------------------------------------- #
-# The real params.yaml, one profile at a time
+# Each profile's composition
 # --------------------------------------------------------------------------- #
 def test_train_profile_is_the_paper_recipe(params_raw):
     cfg = config_from_mapping(params_raw)
@@ -53,24 +41,25 @@ def test_train_profile_is_the_paper_recipe(params_raw):
         assert artifact.sha256 == sha
         assert artifact.url.endswith(f"/a7b7c44d3d9dbab9dae693c6d25a09fcac3efe5e/data/{name}.json")
         assert artifact.local is None
+    assert d.local_train is None and d.synthetic is None  # only the hub source's keys
     assert (d.text_column, d.label_column) == ("Consumer Complaint", "Issue")
     assert (d.head_classes, d.mid_classes, d.max_length) == (20, 40, 128)
     assert d.expected == ExpectedCounts(train=57846, val=6430, test=21432,
                                         val_tiers={"head": 5155, "mid": 1065, "tail": 210})
     assert cfg.student.source == "hub" and cfg.student.repo_id == "answerdotai/ModernBERT-base"
+    assert cfg.student.revision == MODERNBERT_REVISION and cfg.student.tiny is None
     o = cfg.optim
     assert (o.epochs, o.batch_size, o.learning_rate, o.weight_decay) == (3, 32, 5e-5, 0.01)
     assert o.require_gpu is True and o.precision == "auto" and o.max_train_samples is None
     assert cfg.teacher.source == "published" and cfg.teacher.need_train_logits is True
-    assert cfg.teacher.expected_temperature == 1.2538
+    assert cfg.teacher.expected_temperature == 1.2538 and cfg.teacher.trained is None
     assert cfg.teacher.published.train_test_raw.filename == "train_test_logits_qwen3_32b_canonical_raw.npz"
     assert cfg.teacher.published.val_final.filename == "val_logits_canonical_final.npz"
     assert cfg.arm_names[:2] == ["vanilla", "kd"] and cfg.baseline_arm == "vanilla"
     vanilla, kd = cfg.arm("vanilla"), cfg.arm("kd")
     assert vanilla.loss == "ce" and not vanilla.uses_teacher
     assert (kd.loss, kd.kd_temperature, kd.alpha, kd.top_k) == ("kd", 4.0, 0.7, None) and kd.uses_teacher
-    assert kd.published.repo_id == "earino/ecbs5200-week6-distilled-student"
-    assert kd.published.repo_type == "model" and kd.published.filename == "val_predictions.npz"
+    assert cfg.published is None
     ev = cfg.evaluation
     assert ev.ece_bins == 15 and ev.thresholds == (0.5, 0.6, 0.7, 0.8, 0.9)
     assert ev.calibration_fold_seed == 42 + 999 and ev.bootstrap.resamples == 10_000
@@ -78,58 +67,100 @@ def test_train_profile_is_the_paper_recipe(params_raw):
     assert (cfg.headline_arm, cfg.raw_teacher_arm) == ("kd", "kd_raw_teacher")
 
 
+def test_the_sweep_is_declared_once_and_each_cell_is_a_kd_arm(params_raw):
+    cfg = config_from_mapping(params_raw)
+    assert (cfg.sweep.kd_temperature, cfg.sweep.alpha) == ((1, 4, 8), (0.7, 0.9))
+    cells = [a for a in cfg.all_arms if a.is_sweep_cell]
+    assert [c.name for c in cells] == ["sweep@1-0.7", "sweep@1-0.9", "sweep@4-0.7", "sweep@4-0.9", "sweep@8-0.7",
+                                       "sweep@8-0.9"]
+    for cell in cells:
+        assert (cell.loss, cell.teacher_logits, cell.train_splits, cell.label_smoothing) == ("kd", "final",
+                                                                                             "train+test", 0.0)
+        assert cfg.arm(cell.name) == cell
+    assert cfg.arm("sweep@4-0.7").kd_temperature == 4.0 and cfg.arm("sweep@4-0.7").alpha == 0.7
+    assert not any(a.is_sweep_cell for a in cfg.arms)  # params.yaml's arms hold no grid
+
+
 def test_every_arm_of_params_yaml_is_consistent(params_raw):
     cfg = config_from_mapping(params_raw)
     assert len(set(cfg.arm_names)) == len(cfg.arm_names)
-    for arm in cfg.arms:
+    for arm in cfg.all_arms:
         assert arm.uses_teacher == (arm.loss != "ce"), arm.name
         assert (arm.top_k is not None) == (arm.loss == "topk_kd"), arm.name
-        pub = arm.published
-        if pub is not None and pub.repo_id == "earino/ecbs5200-week6-grid-results":
-            # STUDY.md §3: grid_Td{1,4,8}_a{70,90}_val_predictions.npz
-            assert pub.repo_type == "dataset", arm.name
-            assert pub.filename == f"grid_Td{arm.kd_temperature:g}_a{round(arm.alpha * 100)}_val_predictions.npz", \
-                arm.name
 
 
 def test_audit_profile_reads_published_predictions_and_keeps_the_recipe(params_raw):
     train = config_from_mapping(params_raw)
-    cfg = config_from_mapping(with_profile(params_raw, "audit"))
+    cfg = config_from_mapping(composed("profile=audit"))
     assert cfg.profile == "audit" and cfg.arm_source == "published"
     assert cfg.teacher.need_train_logits is False
-    # everything the overlay does not name is the train recipe
     assert cfg.data == train.data and cfg.optim == train.optim and cfg.arms == train.arms
     assert cfg.teacher.published == train.teacher.published and cfg.teacher.source == "published"
+    kd, key = cfg.published.artifact(cfg.arm("kd"))
+    assert key == "published.arms.kd" and kd.repo_id == "earino/ecbs5200-week6-distilled-student"
+    assert kd.repo_type == "model" and kd.filename == "val_predictions.npz"
+    assert cfg.published.artifact(cfg.arm("top1_kd"))[0] is None  # never published
+    for cell in cfg.sweep.cells():  # STUDY.md §3: grid_Td{1,4,8}_a{70,90}_val_predictions.npz
+        artifact, key = cfg.published.artifact(cell)
+        assert artifact.repo_id == "earino/ecbs5200-week6-grid-results" and artifact.repo_type == "dataset"
+        assert artifact.filename == \
+            f"grid_Td{cell.kd_temperature:g}_a{round(cell.alpha * 100)}_val_predictions.npz", cell.name
+        assert key.startswith("published.sweep[")
 
 
-def test_demo_profile_is_offline_and_small(params_raw):
-    cfg = config_from_mapping(with_profile(params_raw, "demo"))
+def test_demo_profile_is_offline_and_small():
+    cfg = config_from_mapping(composed("profile=demo"))
     assert cfg.profile == "demo" and cfg.arm_source == "train"
     assert cfg.data.source == "synthetic" and cfg.data.max_length == 64
-    assert cfg.data.expected is None  # `expected: null` replaces the whole mapping
+    assert cfg.data.expected is None and cfg.data.hub_train is None and cfg.data.course_files is None
     assert cfg.data.synthetic.n_train == 6000 and cfg.data.head_classes == 20  # kept from the recipe
     assert cfg.student.source == "tiny" and cfg.student.tiny.hidden_size == 64
     o = cfg.optim
     assert (o.epochs, o.learning_rate, o.warmup_ratio, o.require_gpu, o.num_threads) == (3, 2e-3, 0.06, False, 2)
     assert (o.weight_decay, o.max_grad_norm, o.batch_size) == (0.01, 1.0, 32)  # merged, not replaced
-    assert cfg.teacher.source == "trained" and cfg.teacher.expected_temperature is None
+    assert cfg.teacher.source == "trained" and cfg.teacher.published is None
     assert cfg.teacher.trained.optim.epochs == 5
     assert cfg.evaluation.bootstrap.resamples == 1000 and cfg.evaluation.ece_bins == 15
 
 
+def test_an_explicit_setting_wins_over_the_profile():
+    cfg = config_from_mapping(composed("profile=demo", "data=local", "data.local_train=/data/mine.csv",
+                                       "optim.epochs=1"))
+    assert cfg.profile == "demo" and cfg.data.source == "local" and cfg.data.local_train == "/data/mine.csv"
+    assert cfg.data.synthetic is None and cfg.optim.epochs == 1 and cfg.student.source == "tiny"
+
+
+def test_a_source_value_without_its_section_stops_naming_the_conflict():
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping(composed("profile=demo", "data.source=local"))
+    assert "data.source is 'local' but data.local_train is not set" in str(info.value)
+    assert "-S data=local" in str(info.value)
+
+
+def test_course_file_overrides_need_no_plus():
+    """Every artifact states `local: null`, so -S data.course_files.label_list.local=... works as written."""
+    raw = composed("data.course_files.label_list.local=/tmp/labels.json")
+    assert config_from_mapping(raw).data.course_files.label_list.local == "/tmp/labels.json"
+
+
+def test_committed_params_yaml_is_the_demo_composition(tmp_path):
+    """params.yaml is what `dvc exp run -S profile=demo` writes from conf/ (the run dvc.lock records)."""
+    write_params(REPO / "conf", tmp_path / "params.yaml", ["profile=demo"])
+    assert (REPO / "params.yaml").read_text() == (tmp_path / "params.yaml").read_text(), \
+        "conf/ changed: regenerate params.yaml with `dvc exp run -S profile=demo`"
+
+
 def test_loading_does_not_modify_the_raw_mapping(params_raw):
-    before = copy.deepcopy(params_raw)
     for profile in ("train", "audit", "demo"):
-        raw = with_profile(params_raw, profile)
+        raw = composed(f"profile={profile}")
         snapshot = copy.deepcopy(raw)
         config_from_mapping(raw)
         assert raw == snapshot
-    assert params_raw == before
 
 
 def test_load_config_reads_the_repository_file():
     cfg = load_config(REPO / "params.yaml")
-    assert cfg.profile == "train" and cfg.source_file == str(REPO / "params.yaml")
+    assert cfg.profile == "demo" and cfg.source_file == str(REPO / "params.yaml")
 
 
 def test_load_config_missing_file_names_it(tmp_path):
@@ -146,39 +177,25 @@ def test_load_config_error_names_the_file_it_read(tmp_path, params_raw):
     assert str(path) in str(info.value) and "'epoch'" in str(info.value)
 
 
-# --------------------------------------------------------------------------- #
-# deep_merge
-# --------------------------------------------------------------------------- #
-def test_deep_merge_merges_mappings_and_replaces_everything_else():
-    base = {"a": {"x": 1, "y": {"p": 1, "q": 2}}, "lst": [1, 2, 3], "m": {"k": 1}, "s": 1, "keep": "me"}
-    overlay = {"a": {"y": {"q": 20, "r": 30}}, "lst": [9], "m": None, "s": {"now": "a mapping"}, "new": [1]}
-    base_copy, overlay_copy = copy.deepcopy(base), copy.deepcopy(overlay)
-    merged = deep_merge(base, overlay)
-    assert merged == {
-        "a": {"x": 1, "y": {"p": 1, "q": 20, "r": 30}},
-        "lst": [9],                    # lists are replaced, never concatenated
-        "m": None,                     # null replaces a mapping
-        "s": {"now": "a mapping"},     # a mapping replaces a scalar
-        "keep": "me",
-        "new": [1],
-    }
-    assert base == base_copy and overlay == overlay_copy  # inputs untouched
-    merged["a"]["y"]["p"] = -1
-    merged["new"].append(2)
-    assert base["a"]["y"]["p"] == 1 and overlay["new"] == [1]  # no aliasing either way
+def test_a_duplicate_key_names_both_lines(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("profile: train\narms:\n  kd:\n    loss: kd\n  kd:\n    loss: ce\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}:5:3: not valid YAML: duplicate key 'kd' (first at line 3"), info.value
 
 
-def test_deep_merge_of_non_mappings_returns_the_overlay():
-    assert deep_merge({"a": 1}, [1, 2]) == [1, 2]
-    assert deep_merge(3, {"a": 1}) == {"a": 1}
-    assert deep_merge({"a": 1}, {}) == {"a": 1}
+def test_a_yaml_syntax_error_names_line_and_column(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("profile: train\narms: [vanilla,\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}:3:1: not valid YAML")):
+        load_config(path)
 
 
-def test_resolve_profile_train_ignores_overlays_and_drops_profiles(params_raw):
-    params_raw["profiles"]["demo"]["optim"]["epochs"] = 99
-    effective = resolve_profile(params_raw)
-    assert "profiles" not in effective and effective["optim"]["epochs"] == 3
-    assert resolve_profile(with_profile(params_raw, "demo"))["optim"]["epochs"] == 99
+def test_profiles_overlays_are_refused_with_the_new_way(params_raw):
+    params_raw["profiles"] = {"demo": {"seed": 1}}
+    with pytest.raises(ConfigError, match="conf/profile/<name>.yaml"):
+        config_from_mapping(params_raw)
 
 
 # --------------------------------------------------------------------------- #
@@ -225,10 +242,14 @@ BAD = {
     "zero batch size": (_set("optim", "batch_size", 0), ["optim.batch_size", "positive integer", "found 0"]),
     "negative batch size": (_set("optim", "batch_size", -32), ["optim.batch_size", "positive integer", "found -32"]),
     "zero eval batch size": (_set("optim", "eval_batch_size", 0), ["optim.eval_batch_size", "found 0"]),
-    "teacher zero epochs": (_set("teacher", "trained", "optim", "epochs", 0),
+    "teacher zero epochs": (lambda raw: raw.update(teacher=dict(composed("profile=demo")["teacher"],
+                                                                 trained=dict(composed("profile=demo")["teacher"]["trained"],
+                                                                              optim={"epochs": 0}))),
                             ["teacher.trained.optim.epochs", "found 0"]),
+    "trained teacher without its section": (_set("teacher", "source", "trained"),
+                                            ["teacher.source is 'trained' but teacher.trained is not set",
+                                             "-S teacher=trained"]),
     "unknown profile": (_set("profile", "prod"), ["profile must be one of ['train', 'audit', 'demo']", "found 'prod'"]),
-    "unknown profile overlay": (_set("profiles", "prod", {"seed": 1}), ["profiles has unknown entries ['prod']"]),
     "topk_kd without top_k": (_set("arms", "kd", "loss", "topk_kd"),
                               ["arms.kd.top_k", "'topk_kd' needs top_k >= 1", "found None"]),
     "topk_kd with top_k 0": (lambda raw: raw["arms"]["kd"].update(loss="topk_kd", top_k=0),
@@ -256,7 +277,8 @@ BAD = {
     "val fraction 1": (_set("data", "val_fraction", 1.0), ["data.val_fraction", "(0, 1)", "found 1.0"]),
     "tier names": (_set("data", "expected", "val_tiers", {"head": 1, "middle": 2, "tail": 3}),
                    ["data.expected.val_tiers", "['head', 'mid', 'tail']", "['head', 'middle', 'tail']"]),
-    "missing section": (_delete("data", "course_files"), ["data", "missing required key 'course_files'"]),
+    "missing section": (_delete("data", "course_files"), ["data.source is 'hub' but data.course_files is not set",
+                                                          "-S data=hub"]),
     "wrong repo type": (_set("data", "hub_test", "repo_type", "datasets"),
                         ["hub_test.repo_type", "['model', 'dataset']", "found 'datasets'"]),
     "nan learning rate": (_set("optim", "learning_rate", float("nan")), ["learning_rate", "finite"]),
@@ -265,8 +287,13 @@ BAD = {
                       ["arms.kd.top_k", "expected an integer", "found 'five'"]),
     "expected count as text": (_set("data", "expected", "train", "many"),
                                ["data.expected.train", "expected an integer", "found 'many'"]),
-    "published artifact as a number": (_set("arms", "kd", "published", 3),
-                                       ["arms.kd.published", "expected a mapping", "found 3"]),
+    "published artifact as a number": (_set("published", {"arms": {"kd": 3}}),
+                                       ["published.arms.kd", "expected a mapping", "found 3"]),
+    "published without the audit": (_set("arm_source", "published"), ["arm_source is 'published' but `published` is null"]),
+    "student without a revision": (_set("student", "revision", None), ["student", "needs repo_id and revision"]),
+    "empty sweep": (_set("sweep", "alpha", []), ["sweep.alpha", "at least one value"]),
+    "repeated sweep value": (_set("sweep", "kd_temperature", [1, 1.0]), ["sweep.kd_temperature", "must differ"]),
+    "sweep alpha above 1": (_set("sweep", "alpha", [0.7, 1.5]), ["sweep.alpha", "[0, 1]"]),
 }
 
 
@@ -280,13 +307,6 @@ def test_bad_params_give_a_clear_error(params_raw, case):
     assert message.startswith("params.yaml"), message
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
-
-
-def test_bad_value_in_the_selected_profile_overlay_is_caught(params_raw):
-    params_raw["profiles"]["demo"]["optim"]["batch_size"] = 0
-    config_from_mapping(params_raw)  # train profile: the demo overlay is not applied
-    with pytest.raises(ConfigError, match=r"optim\.batch_size: expected a positive integer, found 0"):
-        config_from_mapping(with_profile(params_raw, "demo"))
 
 
 def test_top_level_must_be_a_mapping():
@@ -322,9 +342,9 @@ def test_new_arms_are_accepted(params_raw):
     params_raw["arms"]["vanilla_train_only2"] = {"loss": "ce", "train_splits": "train", "label_smoothing": 0.1}
     params_raw["arms"]["plain"] = None  # every setting at its default
     cfg = config_from_mapping(params_raw)
-    assert cfg.arm_names[-3:] == ["top5", "vanilla_train_only2", "plain"]
+    assert [a.name for a in cfg.arms][-3:] == ["top5", "vanilla_train_only2", "plain"]
     assert cfg.arm("top5").top_k == 5 and cfg.arm("top5").kd_temperature == 1.0
-    assert cfg.arm("plain").loss == "ce" and cfg.arm("plain").published is None
+    assert cfg.arm("plain").loss == "ce"
 
 
 @pytest.mark.parametrize("edit", [_set("arms", "kd", "loss", "kl"), _set("arms", "kd", "alhpa", 0.5)],

@@ -421,7 +421,8 @@ def test_prepare_stage_on_local_files(tmp_path, params_raw, local_inputs, capsys
     assert test["tier"].tolist() == ["mid", "tail", "head"]
 
     card = json.loads(layout.data_card.read_text())
-    assert card["source"] == "local" and card["profile"] == "train" and card["labels"] == PREP_LABELS
+    assert card["source"] == "local" and card["labels"] == PREP_LABELS
+    assert card["source_description"] == "your own complaints (train.csv)"  # no host path
     assert card["class_tiers"] == ["head", "head", "mid", "mid", "mid", "tail", "tail", "tail"]
     assert card["split_sizes"] == {"train": 39, "val": 7, "test": 3}
     assert card["val_tier_sizes"] == {"head": 2, "mid": 3, "tail": 2}
@@ -436,7 +437,8 @@ def test_prepare_stage_on_local_files(tmp_path, params_raw, local_inputs, capsys
     assert sources["data.course_files.val_indices"]["pinned"] is False
     assert sources["data.local_train"]["sha256"] == sha256(d / "train.csv")
     assert sources["data.local_test"]["sha256"] == sha256(d / "test.parquet")
-    assert sources["data.course_files.train_indices"]["source"] == f"local:{d / 'train_indices.json'}"
+    assert sources["data.course_files.train_indices"]["source"] == "local file (data.course_files.train_indices.local)"
+    assert str(d) not in json.dumps(sources)  # no host path in a tracked output
 
 
 def test_prepare_stage_without_index_files(tmp_path, params_raw, local_inputs):

@@ -22,6 +22,8 @@ from kdlab.paths import Layout
 from kdlab.predictions import Predictions, load_predictions, save_predictions
 from kdlab.published import convert_published_predictions
 
+from conftest import composed
+
 N_VAL, N_TRAIN, N_TEST, C = 6430, 57846, 21432, 113
 TIER_NAMES = np.array(TIERS)
 
@@ -246,10 +248,9 @@ def audit_setup(tmp_path, val, params_raw):
                           "tier": pd.Categorical.from_codes(val["tiers"], categories=list(TIERS))})
 
     def cfg_with(sha256):
-        raw = copy.deepcopy(params_raw)
-        raw["profile"] = "audit"
-        raw["arms"]["kd"]["published"] = {"local": str(path), "sha256": sha256}
-        raw["arms"]["kd"]["published_grid"] = {"local": str(path), "sha256": sha256}  # same bytes will do here
+        raw = composed("profile=audit")
+        raw["published"]["arms"]["kd"] = {"local": str(path), "sha256": sha256}
+        raw["published"]["sweep"][0]["file"] = {"local": str(path), "sha256": sha256}  # same bytes will do here
         raw["arms"]["topk"] = {"loss": "topk_kd", "top_k": 5}
         return config_from_mapping(raw)
 
@@ -267,14 +268,15 @@ def test_from_published_converts_a_local_copy(audit_setup, val):
     record = from_published(cfg, s["layout"], cfg.arm("kd"), C)
     assert record["available"] is True and record["source"] == "published" and record["arm"] == "kd"
     assert record["file"]["sha256"] == s["digest"] and record["file"]["pinned"] is True
-    assert record["file"]["source"] == f"local:{s['path']}" and record["file"]["what"] == "arms.kd.published"
-    assert "published" not in record["config"] and record["config"]["alpha"] == 0.7
-    json.dumps(record)  # arm.json must be serialisable
+    assert record["file"]["source"] == "local file (published.arms.kd.local)"
+    assert record["file"]["what"] == "published.arms.kd" and record["config"]["alpha"] == 0.7
+    assert str(s["path"]) not in json.dumps(record)  # arm.json is serialisable and names no host path
     pred = load_predictions(s["layout"].predictions("kd"))
     assert np.array_equal(pred.labels, val["labels"]) and np.array_equal(pred.tiers, val["tiers"])
     np.testing.assert_array_equal(pred.logits, val["arrays"]["logits"])
-    assert record["grid_file"]["what"] == "arms.kd.published_grid"
-    grid = load_predictions(s["layout"].grid_predictions("kd"))
+    cell = from_published(cfg, s["layout"], cfg.arm("sweep@1-0.7"), C)
+    assert cell["file"]["what"] == "published.sweep[0].file"
+    grid = load_predictions(s["layout"].predictions("sweep@1-0.7"))
     np.testing.assert_array_equal(grid.logits, val["arrays"]["logits"])
 
     missing = from_published(cfg, s["layout"], cfg.arm("topk"), C)
@@ -291,7 +293,7 @@ def test_from_published_refuses_a_wrong_checksum(audit_setup):
     with pytest.raises(ArtifactError) as info:
         from_published(cfg, s["layout"], cfg.arm("kd"), C)
     message = str(info.value)
-    assert message.startswith(f"{s['path']} (arms.kd.published): sha256 mismatch: expected {wrong}, "
+    assert message.startswith(f"{s['path']} (published.arms.kd): sha256 mismatch: expected {wrong}, "
                               f"found {s['digest']}")
     assert not s["layout"].predictions("kd").exists()
 

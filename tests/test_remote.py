@@ -52,9 +52,10 @@ def test_local_file_is_used_in_place(local_file, tmp_path, capsys):
                         url="http://127.0.0.1:9/never-used", repo_id="never/used", filename="x")
     path, record = remote.fetch(artifact, "data.course_files.label_list", tmp_path / "dl")
     assert path == local_file
-    assert record.as_dict() == {"what": "data.course_files.label_list", "path": str(local_file),
-                                "source": f"local:{local_file}", "sha256": DIGEST, "revision": None,
-                                "pinned": True}
+    assert record.path == str(local_file)
+    assert record.as_dict() == {"what": "data.course_files.label_list",  # no host path: outputs must not differ
+                                "source": "local file (data.course_files.label_list.local)", "sha256": DIGEST,
+                                "revision": None, "pinned": True}
     assert not (tmp_path / "dl").exists()
     assert capsys.readouterr().err == ""
 

@@ -178,6 +178,7 @@ def build_layout(root: Path, params_raw: dict, unavailable: tuple[str, ...] = ()
     raw = {**params_raw, "profile": "demo"}
     raw["arms"] = {"vanilla": raw["arms"]["vanilla"], "kd": raw["arms"]["kd"],
                    "td1_a09": {"loss": "kd", "kd_temperature": 1.0, "alpha": 0.9}}
+    raw["sweep"] = {"kd_temperature": [8], "alpha": [0.7]}  # one cell: sweep@8-0.7
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     cfg, layout = config_from_mapping(raw, "params.yaml"), Layout(root)
     study.run(cfg, layout, None)  # results/study.json, which the stage's entry point checks
@@ -264,7 +265,7 @@ def test_stage_writes_every_output(tmp_path, params_raw, monkeypatch):
     tier_tex = (tmp_path / "reports/tables/tier_f1_ece.tex").read_text()
     assert latex.escape_latex(report.DEMO_NOTE) in tier_tex and "$n = 120$" in tier_tex
     assert [ln.split(" &")[0] for ln in tier_tex.splitlines() if ln.endswith(r"\\")][2:] == [
-        "teacher", "vanilla", "kd", "td1\\_a09"]
+        "teacher", "vanilla", "kd", "td1\\_a09", "sweep@8-0.7"]
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,6 @@ class ArmOutput:
     name: str
     card: dict
     predictions: Predictions | None  # None when the arm is not available (audit mode, unpublished)
-    grid_predictions: Predictions | None = None  # audit: the published grid's run of this cell, if separate
-
-    @property
-    def sweep_predictions(self) -> Predictions | None:
-        """What the T_d x α sweep reports for this arm: the grid's own run when published, else this arm."""
-        return self.grid_predictions if self.grid_predictions is not None else self.predictions
 
     @property
     def available(self) -> bool:
@@ -32,12 +26,11 @@ class ArmOutput:
 def load_arm(layout: Layout, name: str) -> ArmOutput:
     card = io.read_json(layout.arm_card(name))
     pred = load_predictions(layout.predictions(name)) if card.get("available") else None
-    grid = load_predictions(layout.grid_predictions(name)) if "grid_file" in card else None
-    return ArmOutput(name, card, pred, grid)
+    return ArmOutput(name, card, pred)
 
 
 def load_arms(cfg: Config, layout: Layout) -> dict[str, ArmOutput]:
-    """Every arm listed in params.yaml (never a glob of runs/, which may hold stale folders)."""
+    """Every arm of params.yaml and every sweep cell (never a glob of runs/, which may hold stale folders)."""
     return {name: load_arm(layout, name) for name in cfg.arm_names}
 
 

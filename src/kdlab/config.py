@@ -1,27 +1,28 @@
 """Typed configuration: `params.yaml` loaded once, validated, passed down explicitly.
 
-`params.yaml` holds the paper recipe. Its top-level key ``profile`` is the one
-switch between the three ways to run (``train``, ``audit``, ``demo``); a
-profile other than ``train`` deep-merges ``profiles.<name>`` over the recipe
-(mappings merge key by key, anything else is replaced). The result is checked
-against the dataclasses below: unknown keys, wrong types and out-of-range
-values stop the stage before any work starts, with a message that names the
-file, the key, the expected and the found value.
+`params.yaml` is the *effective* configuration of a run: DVC composes it from
+``conf/`` (Hydra) for ``dvc exp run -S profile=<name>``, so what DVC records
+is what ran. It holds only what its profile uses: the data source's own keys
+(``conf/data/<source>.yaml``), the student's and the teacher's, and, in the
+audit profile, where the published predictions are. The mapping is checked
+against the dataclasses below: unknown keys, wrong types, out-of-range values
+and sections that do not fit together stop the stage before any work starts,
+with a message that names the file, the key, the expected and the found value.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
-import yaml
-
-from kdlab.typed import ParamsError, build, deep_merge
+from kdlab.typed import ParamsError, build
+from kdlab.yamlfile import load_yaml
 
 PROFILES = ("train", "audit", "demo")
 TIERS = ("head", "mid", "tail")
-
+SWEEP_PREFIX = "sweep@"  # sweep cells are named after their DVC stage: sweep@<T_d>-<alpha>
 
 ConfigError = ParamsError  # the one error type for bad params (kdlab.typed raises it too)
 
@@ -35,8 +36,8 @@ class Artifact:
 
     Exactly one source is used, in this order: ``local`` (a path on disk),
     ``url`` (plain HTTPS), or the Hub (``repo_id`` + ``filename`` at
-    ``revision``). ``filename`` may be a glob (``data/train-*.parquet``); it
-    must then match exactly one file of the repository at that revision.
+    ``revision``, a commit). ``filename`` may be a glob (``data/train-*.parquet``);
+    it must then match exactly one file of the repository at that revision.
     ``sha256`` is checked whenever it is set, for local files too.
     """
 
@@ -90,12 +91,16 @@ class SyntheticData:
 
 @dataclass(frozen=True)
 class DataConfig:
+    """Shared keys plus the source's own (hub: hub_train/hub_test/course_files; local:
+    local_train/local_test/course_files; synthetic: synthetic)."""
+
     source: Literal["hub", "local", "synthetic"]
-    course_files: CourseFiles
-    hub_train: Artifact
-    hub_test: Artifact
+    course_files: Optional[CourseFiles] = None
+    hub_train: Optional[Artifact] = None
+    hub_test: Optional[Artifact] = None
     local_train: Optional[str] = None
     local_test: Optional[str] = None
+    synthetic: Optional[SyntheticData] = None
     text_column: str = "Consumer Complaint"
     label_column: str = "Issue"
     val_fraction: float = 0.1  # used only when no val index file is given
@@ -103,7 +108,6 @@ class DataConfig:
     mid_classes: int = 40
     max_length: int = 128
     expected: Optional[ExpectedCounts] = None
-    synthetic: SyntheticData = field(default_factory=SyntheticData)
 
 
 # --------------------------------------------------------------------------- #
@@ -125,10 +129,12 @@ class TinyModel:
 
 @dataclass(frozen=True)
 class BackboneConfig:
+    """``source: hub`` loads ``repo_id`` at ``revision`` (a commit); ``tiny`` builds ``tiny``."""
+
     source: Literal["hub", "tiny"]
-    repo_id: str = "answerdotai/ModernBERT-base"
-    revision: str = "main"
-    tiny: TinyModel = field(default_factory=TinyModel)
+    repo_id: Optional[str] = None
+    revision: Optional[str] = None
+    tiny: Optional[TinyModel] = None
 
 
 @dataclass(frozen=True)
@@ -169,14 +175,14 @@ class TrainedTeacher:
 @dataclass(frozen=True)
 class TeacherConfig:
     source: Literal["published", "trained"]
-    published: PublishedTeacher
-    trained: TrainedTeacher
+    published: Optional[PublishedTeacher] = None
+    trained: Optional[TrainedTeacher] = None
     need_train_logits: bool = True  # audit mode needs only the val logits
     expected_temperature: Optional[float] = None
 
 
 # --------------------------------------------------------------------------- #
-# Arms
+# Arms and the sweep
 # --------------------------------------------------------------------------- #
 LossName = Literal["ce", "kd", "top1_kd", "topk_kd"]
 
@@ -198,14 +204,74 @@ class ArmConfig:
     label_smoothing: float = 0.0
     teacher_logits: Literal["final", "raw"] = "final"
     train_splits: Literal["train+test", "train"] = "train+test"
-    published: Optional[Artifact] = None  # audit mode: the published val predictions
-    # audit mode: the published T_d x α grid's file for this cell, when it is a separate run
-    # from `published` (the grid's (4, 0.7) cell and the distilled student are two runs)
-    published_grid: Optional[Artifact] = None
 
     @property
     def uses_teacher(self) -> bool:
         return self.loss != "ce"
+
+    @property
+    def is_sweep_cell(self) -> bool:
+        return self.name.startswith(SWEEP_PREFIX)
+
+
+Number = Union[int, float]
+
+
+def dvc_str(value: Number) -> str:
+    """A number as DVC writes it into an interpolated stage name or path (``str``: 1, 0.7, 4.0)."""
+    return str(value)
+
+
+def sweep_cell_name(kd_temperature: Number, alpha: Number) -> str:
+    """The DVC matrix stage (and run folder) of a sweep cell, e.g. ``sweep@1-0.7``."""
+    return f"{SWEEP_PREFIX}{dvc_str(kd_temperature)}-{dvc_str(alpha)}"
+
+
+def sweep_cell_from_name(name: str, source: str = "params.yaml") -> ArmConfig:
+    """The :class:`ArmConfig` of the cell ``sweep@<T_d>-<alpha>`` (the inverse of :func:`sweep_cell_name`)."""
+    try:
+        t_text, a_text = name[len(SWEEP_PREFIX):].split("-")
+        t, a = float(t_text), float(a_text)
+    except ValueError:
+        raise ConfigError(f"{source}: {name!r} is not a sweep cell name; expected {SWEEP_PREFIX}<T_d>-<alpha>, "
+                          "e.g. sweep@4-0.7") from None
+    return ArmConfig(name=name, loss="kd", kd_temperature=t, alpha=a)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """The T_d x α grid, declared once; each cell is KD from the temperature-scaled teacher on
+    train+test with the shared optim (dvc.yaml expands it with ``matrix:``)."""
+
+    kd_temperature: tuple[Number, ...] = (1, 4, 8)
+    alpha: tuple[Number, ...] = (0.7, 0.9)
+
+    def cells(self) -> tuple[ArmConfig, ...]:
+        return tuple(sweep_cell_from_name(sweep_cell_name(t, a)) for t in self.kd_temperature for a in self.alpha)
+
+
+@dataclass(frozen=True)
+class PublishedCell:
+    kd_temperature: Number
+    alpha: Number
+    file: Artifact
+
+
+@dataclass(frozen=True)
+class PublishedPredictions:
+    """Audit mode: the published val predictions of arms (by name) and of sweep cells."""
+
+    arms: dict[str, Artifact]
+    sweep: tuple[PublishedCell, ...] = ()
+
+    def artifact(self, arm: ArmConfig) -> tuple[Artifact | None, str]:
+        """The artifact of ``arm`` (None when it was never published) and its params key."""
+        if arm.is_sweep_cell:
+            for i, cell in enumerate(self.sweep):
+                if sweep_cell_name(cell.kd_temperature, cell.alpha) == arm.name:
+                    return cell.file, f"published.sweep[{i}].file"
+            return None, "published.sweep"
+        return self.arms.get(arm.name), f"published.arms.{arm.name}"
 
 
 # --------------------------------------------------------------------------- #
@@ -225,13 +291,13 @@ class EvaluationConfig:
     sla_accuracy: float = 0.95
     calibration_fold_seed: int = 42 + 999
     calibration_fold_size: Optional[int] = None  # default: half of val, rounded down
-    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    bootstrap: BootstrapConfig = BootstrapConfig()
     min_tier_examples_per_bin: float = 20.0  # below this a tier's binned ECE is flagged unstable
 
 
 @dataclass(frozen=True)
 class Config:
-    profile: Literal["train", "audit", "demo"]
+    profile: str
     seed: int
     data: DataConfig
     student: BackboneConfig
@@ -239,51 +305,44 @@ class Config:
     teacher: TeacherConfig
     arms: tuple[ArmConfig, ...]
     evaluation: EvaluationConfig
+    sweep: SweepConfig = SweepConfig()
+    published: Optional[PublishedPredictions] = None
     source_file: str = "params.yaml"
     baseline_arm: str = "vanilla"
     headline_arm: str = "kd"  # the study's distilled student, compared with the baseline (STUDY.md §3)
     raw_teacher_arm: str = "kd_raw_teacher"  # distilled from the raw teacher logits (Han Guo test); may be absent
     arm_source: Literal["train", "published"] = "train"
 
+    @property
+    def all_arms(self) -> tuple[ArmConfig, ...]:
+        """The arms of params.yaml, then the sweep's cells (each one `train` stage)."""
+        return tuple(self.arms) + self.sweep.cells()
+
     def arm(self, name: str) -> ArmConfig:
+        """The arm ``name`` of params.yaml, or the sweep cell ``name`` (read from the name alone, as its
+        DVC stage does not track the grid: adding a value to the grid must not rerun the other cells)."""
+        if name.startswith(SWEEP_PREFIX):
+            return sweep_cell_from_name(name, self.source_file)
         for arm in self.arms:
             if arm.name == name:
                 return arm
         raise ConfigError(
-            f"{self.source_file}: unknown arm {name!r}; expected one of {[a.name for a in self.arms]}"
+            f"{self.source_file}: unknown arm {name!r}; expected one of {[a.name for a in self.all_arms]}"
         )
 
     @property
     def arm_names(self) -> list[str]:
-        return [arm.name for arm in self.arms]
+        return [arm.name for arm in self.all_arms]
 
     @property
     def trains_models(self) -> bool:
-        """Whether any stage trains (students or the demo teacher); audit mode trains nothing."""
+        """Whether any stage trains (students or a teacher); audit mode trains nothing."""
         return self.arm_source == "train" or self.teacher.source == "trained"
 
 
 # --------------------------------------------------------------------------- #
-# Loading
+# Validation
 # --------------------------------------------------------------------------- #
-def resolve_profile(raw: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
-    """Return the effective parameter mapping for ``raw['profile']``."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, found {type(raw).__name__}")
-    profile = raw.get("profile", "train")
-    if profile not in PROFILES:
-        raise ConfigError(
-            f"{source}: profile must be one of {list(PROFILES)}, found {profile!r}; "
-            "switch with `dvc exp run -S profile=demo` (or audit, or train)"
-        )
-    overlays = raw.get("profiles") or {}
-    unknown = set(overlays) - set(PROFILES) - {"train"}
-    if unknown:
-        raise ConfigError(f"{source}: profiles has unknown entries {sorted(unknown)}; expected {list(PROFILES)}")
-    base = {k: v for k, v in raw.items() if k != "profiles"}
-    return deep_merge(base, overlays.get(profile) or {}) if profile != "train" else base
-
-
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -301,39 +360,50 @@ def _validate_optim(optim: OptimConfig, where: str) -> None:
         _require(optim.max_train_samples > 0, f"{where}.max_train_samples: expected a positive integer or null")
 
 
-def validate(cfg: Config) -> Config:
-    """Range checks that types alone cannot express."""
-    src = cfg.source_file
-    _validate_optim(cfg.optim, f"{src}: optim")
-    _validate_optim(cfg.teacher.trained.optim, f"{src}: teacher.trained.optim")
-    d = cfg.data
+def _validate_backbone(b: BackboneConfig, where: str) -> None:
+    if b.source == "hub":
+        _require(bool(b.repo_id and b.revision),
+                 f"{where}: source 'hub' needs repo_id and revision (a commit); found {b.repo_id!r} @ {b.revision!r}")
+    else:
+        _require(b.tiny is not None, f"{where}: source 'tiny' needs the `tiny` settings (select -S student=tiny)")
+
+
+def _validate_data(d: DataConfig, src: str) -> None:
     _require(d.head_classes > 0 and d.mid_classes > 0,
              f"{src}: data.head_classes and data.mid_classes must be positive, found {d.head_classes}, {d.mid_classes}")
     _require(0 < d.val_fraction < 1, f"{src}: data.val_fraction must be in (0, 1), found {d.val_fraction}")
     _require(d.max_length > 0, f"{src}: data.max_length must be positive, found {d.max_length}")
-    if d.source == "local":
-        _require(bool(d.local_train), f"{src}: data.source is 'local' but data.local_train is not set")
+    needs = {"hub": ("hub_train", "hub_test", "course_files"), "local": ("local_train", "course_files"),
+             "synthetic": ("synthetic",)}[d.source]
+    missing = [key for key in needs if getattr(d, key) is None]
+    _require(not missing, f"{src}: data.source is {d.source!r} but data.{missing[0] if missing else ''} is not set; "
+             f"select the data source as a whole with -S data={d.source} (conf/data/{d.source}.yaml)"
+             + (" and give -S data.local_train=/path/to/file" if d.source == "local" else ""))
     if d.expected and d.expected.val_tiers:
         _require(set(d.expected.val_tiers) == set(TIERS),
                  f"{src}: data.expected.val_tiers must name {list(TIERS)}, found {sorted(d.expected.val_tiers)}")
-    s = d.synthetic
-    _require(min(s.n_train, s.n_val, s.n_test) > 0, f"{src}: data.synthetic sizes must be positive")
-    _require(0 < cfg.teacher.trained.calibration_fraction < 1,
-             f"{src}: teacher.trained.calibration_fraction must be in (0, 1), "
-             f"found {cfg.teacher.trained.calibration_fraction}")
+    if d.synthetic is not None:
+        s = d.synthetic
+        _require(min(s.n_train, s.n_val, s.n_test) > 0, f"{src}: data.synthetic sizes must be positive")
 
-    names = [a.name for a in cfg.arms]
-    _require(len(names) > 0, f"{src}: arms is empty; expected at least the baseline arm {cfg.baseline_arm!r}")
+
+def _validate_arms(cfg: Config) -> None:
+    src = cfg.source_file
+    names = [a.name for a in cfg.all_arms]
+    _require(len(cfg.arms) > 0, f"{src}: arms is empty; expected at least the baseline arm {cfg.baseline_arm!r}")
     _require(len(set(names)) == len(names), f"{src}: arm names must be unique, found {names}")
-    _require(cfg.baseline_arm in names, f"{src}: baseline_arm {cfg.baseline_arm!r} is not among the arms {names}")
-    _require(cfg.headline_arm in names, f"{src}: headline_arm {cfg.headline_arm!r} is not among the arms {names}")
+    listed = [a.name for a in cfg.arms]
+    for role in ("baseline_arm", "headline_arm"):
+        _require(getattr(cfg, role) in names, f"{src}: {role} {getattr(cfg, role)!r} is not among the arms {listed} "
+                 "nor the sweep cells")
     _require(cfg.raw_teacher_arm.replace("_", "").replace("-", "").isalnum(),
              f"{src}: raw_teacher_arm: arm names may use letters, digits, '_' and '-' only, "
              f"found {cfg.raw_teacher_arm!r}")
-    for arm in cfg.arms:
+    for arm in cfg.all_arms:
         w = f"{src}: arms.{arm.name}"
-        _require(arm.name.replace("_", "").replace("-", "").isalnum(),
-                 f"{w}: arm names may use letters, digits, '_' and '-' only")
+        if not arm.is_sweep_cell:
+            _require(arm.name.replace("_", "").replace("-", "").isalnum(),
+                     f"{w}: arm names may use letters, digits, '_' and '-' only")
         _require(0.0 <= arm.alpha <= 1.0, f"{w}.alpha: expected a value in [0, 1], found {arm.alpha}")
         _require(arm.kd_temperature > 0, f"{w}.kd_temperature: expected T_d > 0, found {arm.kd_temperature}")
         _require(0.0 <= arm.label_smoothing < 1.0,
@@ -346,6 +416,58 @@ def validate(cfg: Config) -> Config:
         if arm.train_splits == "train":
             _require(not arm.uses_teacher,
                      f"{w}: train_splits 'train' is for CE arms; the teacher logits cover train+test only")
+
+
+def _validate_sweep(cfg: Config) -> None:
+    src, sweep = cfg.source_file, cfg.sweep
+    for key in ("kd_temperature", "alpha"):
+        values = getattr(sweep, key)
+        _require(len(values) > 0, f"{src}: sweep.{key}: expected at least one value")
+        _require(len(set(map(float, values))) == len(values), f"{src}: sweep.{key}: values must differ, found {list(values)}")
+        _require(all(math.isfinite(v) for v in values), f"{src}: sweep.{key}: expected finite numbers, found {list(values)}")
+    _require(all(t > 0 for t in sweep.kd_temperature),
+             f"{src}: sweep.kd_temperature: expected T_d > 0, found {list(sweep.kd_temperature)}")
+    _require(all(0 <= a <= 1 for a in sweep.alpha), f"{src}: sweep.alpha: expected values in [0, 1], found {list(sweep.alpha)}")
+
+
+def _validate_published(cfg: Config) -> None:
+    src, pub = cfg.source_file, cfg.published
+    if cfg.arm_source != "published":
+        return
+    _require(pub is not None, f"{src}: arm_source is 'published' but `published` is null; "
+             "select the audit profile (-S profile=audit), which says where the published predictions are")
+    unknown = sorted(set(pub.arms) - {a.name for a in cfg.arms})
+    _require(not unknown, f"{src}: published.arms names {unknown}, which are not arms; expected some of "
+             f"{[a.name for a in cfg.arms]}")
+    grid = {c.name for c in cfg.sweep.cells()}
+    files = [sweep_cell_name(c.kd_temperature, c.alpha) for c in pub.sweep]
+    _require(len(set(files)) == len(files), f"{src}: published.sweep lists a cell twice: {files}")
+    stray = sorted(set(files) - grid)
+    _require(not stray, f"{src}: published.sweep has files for {stray}, which are not cells of the sweep grid "
+             f"{sorted(grid)}; remove them or add their values to sweep")
+
+
+def validate(cfg: Config) -> Config:
+    """Range and consistency checks that types alone cannot express."""
+    src = cfg.source_file
+    _require(cfg.profile in PROFILES, f"{src}: profile must be one of {list(PROFILES)}, found {cfg.profile!r}; "
+             "switch with `dvc exp run -S profile=demo` (or audit, or train)")
+    _validate_optim(cfg.optim, f"{src}: optim")
+    _validate_data(cfg.data, src)
+    _validate_backbone(cfg.student, f"{src}: student")
+    t = cfg.teacher
+    _require(getattr(t, t.source) is not None,
+             f"{src}: teacher.source is {t.source!r} but teacher.{t.source} is not set; "
+             f"select the teacher as a whole with -S teacher={t.source} (conf/teacher/{t.source}.yaml)")
+    if t.trained is not None:
+        _validate_optim(t.trained.optim, f"{src}: teacher.trained.optim")
+        _validate_backbone(t.trained.backbone, f"{src}: teacher.trained.backbone")
+        _require(0 < t.trained.calibration_fraction < 1,
+                 f"{src}: teacher.trained.calibration_fraction must be in (0, 1), "
+                 f"found {t.trained.calibration_fraction}")
+    _validate_sweep(cfg)
+    _validate_arms(cfg)
+    _validate_published(cfg)
     ev = cfg.evaluation
     _require(ev.ece_bins > 0, f"{src}: evaluation.ece_bins must be positive, found {ev.ece_bins}")
     _require(all(0 < t < 1 for t in ev.thresholds), f"{src}: evaluation.thresholds must lie in (0, 1)")
@@ -356,29 +478,30 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+# --------------------------------------------------------------------------- #
+# Loading
+# --------------------------------------------------------------------------- #
 def config_from_mapping(raw: dict[str, Any], source: str = "params.yaml") -> Config:
-    """Build and validate a :class:`Config` from the raw contents of params.yaml."""
-    effective = resolve_profile(raw, source)
-    arms_raw = effective.get("arms")
+    """Build and validate a :class:`Config` from the contents of params.yaml."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, found {type(raw).__name__}")
+    if "profiles" in raw:
+        raise ConfigError(f"{source}: `profiles` overlays are gone: params.yaml is composed from conf/ "
+                          "(dvc exp run -S profile=demo); move the overlay into conf/profile/<name>.yaml")
+    arms_raw = raw.get("arms")
     if not isinstance(arms_raw, dict):
         raise ConfigError(f"{source}: arms must be a mapping of arm name to settings, found {arms_raw!r}")
-    effective = dict(effective)
+    effective = dict(raw)
     arms = []
     for name, spec in arms_raw.items():
         if not isinstance(spec, (dict, type(None))):
             raise ConfigError(f"{source}: arms.{name}: expected a mapping of settings, found {spec!r}")
-        arms.append(build(ArmConfig, {"name": name, **(spec or {})}, f"{source}: arms.{name}"))
+        arms.append(build(ArmConfig, {"name": str(name), **(spec or {})}, f"{source}: arms.{name}"))
     effective["arms"] = arms
     effective["source_file"] = source
     return validate(build(Config, effective, source))
 
 
 def load_config(path: str | Path = "params.yaml") -> Config:
-    """Read ``path`` once and return the validated configuration of its profile."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: not found; run from the repository root (where dvc.yaml is)") from None
-    return config_from_mapping(raw, str(path))
-
+    """Read ``path`` once and return its validated configuration."""
+    return config_from_mapping(load_yaml(path, "run from the repository root (where dvc.yaml is)"), str(path))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from kdlab.config import BackboneConfig
 
 
@@ -18,8 +20,11 @@ def build_classifier(backbone: BackboneConfig, n_classes: int, tokenizer, seed: 
 
     torch.manual_seed(seed)
     if backbone.source == "hub":
+        from kdlab.remote import resolve_revision
+
+        commit = resolve_revision(backbone.repo_id, "model", backbone.revision, "student.revision")
         return AutoModelForSequenceClassification.from_pretrained(
-            backbone.repo_id, revision=backbone.revision, num_labels=n_classes, trust_remote_code=False
+            backbone.repo_id, revision=commit, num_labels=n_classes, trust_remote_code=False
         )
     t = backbone.tiny
     config = ModernBertConfig(
@@ -39,3 +44,15 @@ def build_classifier(backbone: BackboneConfig, n_classes: int, tokenizer, seed: 
         classifier_pooling=t.classifier_pooling,
     )
     return ModernBertForSequenceClassification(config)
+
+
+def backbone_record(backbone: BackboneConfig, model) -> dict:
+    """What a run's arm.json says of its backbone: the config as given, the commit it resolved to
+    (a Hub backbone) and the number of parameters."""
+    record = dataclasses.asdict(backbone)
+    if backbone.source == "hub":
+        from kdlab.remote import resolve_revision
+
+        record["resolved_revision"] = resolve_revision(backbone.repo_id, "model", backbone.revision, "student.revision")
+    record["parameters"] = int(sum(p.numel() for p in model.parameters()))
+    return record

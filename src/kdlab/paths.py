@@ -6,11 +6,12 @@ run there. ``Layout(root)`` re-roots them for tests.
     data/prepared/   prepare   -> {train,val,test}.parquet, data_card.json, sources.json
     data/tokenizer/  tokenizer -> the student's (and a trained teacher's) tokenizer
     data/teacher/    teacher   -> *_logits_{raw,final}.npz, metadata.json, teacher_card.json
-    runs/<arm>/      train@arm -> predictions.npz, arm.json, model.safetensors, train_log.csv
+    runs/<arm>/      train@arm (and sweep@T-a) -> predictions.npz, arm.json, model.safetensors, train_log.csv
     results/study.json  study  -> the effective configuration (what every later stage runs with)
     metrics/         evaluate  -> one JSON of metrics per arm and the teacher (dvc metrics)
     results/         calibrate, analyze@name -> fitted temperatures, tidy JSON tables the report renders
     reports/         report    -> tables/*.tex, figures/*.{pdf,png}, numbers.tex (+ paper.tex, hand-written)
+    logs/            every stage that trains or downloads: seconds and device (untracked, never read)
 """
 
 from __future__ import annotations
@@ -76,10 +77,6 @@ class Layout:
     def predictions(self, arm: str) -> Path:
         return self.run(arm) / "predictions.npz"
 
-    def grid_predictions(self, arm: str) -> Path:
-        """Audit mode only: the published grid's predictions for this arm's cell."""
-        return self.run(arm) / "grid_predictions.npz"
-
     def arm_card(self, arm: str) -> Path:
         return self.run(arm) / "arm.json"
 
@@ -100,6 +97,14 @@ class Layout:
     @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    # untracked: what a run took (seconds, device), never read by a stage
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def run_log(self, stage: str) -> Path:
+        return self.logs / f"{stage}.json"
 
     @property
     def tables(self) -> Path:

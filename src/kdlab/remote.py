@@ -41,7 +41,11 @@ class Fetched:
     pinned: bool = True
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The record stages write into their outputs: where the bytes came from, never where they lie
+        on this machine (a host path would make the output differ between machines)."""
+        record = asdict(self)
+        record.pop("path")
+        return record
 
 
 def _warn(message: str) -> None:
@@ -87,6 +91,28 @@ def _resolve_hub_filename(artifact: Artifact, what: str) -> str:
     return matches[0]
 
 
+_RESOLVED: dict[tuple, str] = {}
+
+
+def resolve_revision(repo_id: str, repo_type: str, revision: str | None, what: str) -> str:
+    """The commit ``revision`` names: itself when it is one, else the branch or tag resolved on the Hub,
+    with a warning (a branch moves; the run records the commit it used)."""
+    if revision is not None and COMMIT_SHA.match(revision):
+        return revision
+    key = (repo_id, repo_type, revision)
+    if key not in _RESOLVED:
+        from huggingface_hub import HfApi
+
+        try:
+            _RESOLVED[key] = HfApi().repo_info(repo_id, repo_type=repo_type, revision=revision).sha
+        except Exception as exc:  # network, auth, unknown revision: all reported the same way
+            raise ArtifactError(f"{what}: could not resolve {repo_id}@{revision} to a commit "
+                                f"({type(exc).__name__}: {exc}). {OFFLINE_HINT}") from None
+        _warn(f"{what} names {revision!r}, not a commit: using commit {_RESOLVED[key]} of {repo_id}. "
+              "Pin that commit in conf/ to make the run reproducible.")
+    return _RESOLVED[key]
+
+
 def _fetch_hub(artifact: Artifact, what: str) -> tuple[Path, str | None]:
     from huggingface_hub import HfApi, hf_hub_download
 
@@ -122,7 +148,7 @@ def fetch(artifact: Artifact, what: str, download_dir: str | Path) -> tuple[Path
         path = Path(artifact.local).expanduser()
         if not path.is_file():
             raise ArtifactError(f"{what}: local file {path} does not exist; fix `{what}.local` in params.yaml")
-        source, revision = f"local:{path}", None
+        source, revision = f"local file ({what}.local)", None
     elif artifact.url:
         name = artifact.url.rstrip("/").rsplit("/", 1)[-1]
         path = _fetch_url(artifact.url, Path(download_dir) / name, what)

@@ -64,7 +64,10 @@ def build_tokenizer(backbone: BackboneConfig, corpus: Iterable[str]):
         return train_wordpiece(corpus, backbone.tiny.vocab_size)
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(backbone.repo_id, revision=backbone.revision)
+    from kdlab.remote import resolve_revision
+
+    commit = resolve_revision(backbone.repo_id, "model", backbone.revision, "student.revision")
+    return AutoTokenizer.from_pretrained(backbone.repo_id, revision=commit)
 
 
 def load_tokenizer(path: str | Path):

@@ -27,6 +27,15 @@ LossFn = Callable[..., "object"]  # (student_logits, teacher_logits | None, labe
 
 
 @dataclass(frozen=True)
+class TrainSummary:
+    """What a training run did: ``record`` is a function of the inputs (steps, precision, processes,
+    final loss) and goes into tracked outputs; ``run_facts`` (wall-clock seconds, device) does not."""
+
+    record: dict
+    run_facts: dict
+
+
+@dataclass(frozen=True)
 class Encoded:
     """A tokenised split: ragged token ids (no padding), labels and teacher rows."""
 
@@ -92,20 +101,6 @@ def resolve_precision(optim: OptimConfig) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def require_device(optim: OptimConfig, what: str) -> None:
-    """Refuse to start the paper recipe on a CPU-only machine (it would take days)."""
-    import torch
-
-    if optim.require_gpu and not torch.cuda.is_available():
-        raise KdlabError(
-            f"{what}: the train profile fine-tunes ModernBERT-base (149M parameters, 3 epochs on 79,278 "
-            "complaints; about 80 minutes per arm on a T4) and needs a CUDA GPU, but none is visible. "
-            "On this machine run the offline demo (`dvc exp run -S profile=demo`) or rebuild the reports "
-            "from the published predictions (`dvc exp run -S profile=audit`); to force a CPU run anyway "
-            "set optim.require_gpu: false."
-        )
-
-
 def _quiet_bar(accelerator) -> bool | None:
     """tqdm's ``disable``: off on non-main processes; None lets tqdm hide it when not on a terminal."""
     return True if not accelerator.is_local_main_process else None
@@ -132,8 +127,8 @@ def train_classifier(
     teacher_logits: np.ndarray | None = None,
     log_path: str | Path | None = None,
     desc: str = "train",
-) -> dict:
-    """Fine-tune ``model``; return (summary dict, the unwrapped trained model).
+) -> tuple[TrainSummary, object]:
+    """Fine-tune ``model``; return (:class:`TrainSummary`, the unwrapped trained model).
 
     The data order depends only on ``seed`` and the training rows, so arms that
     share data see identical batches. ``teacher_logits`` (N_teacher, C) are
@@ -199,9 +194,11 @@ def train_classifier(
     if not log_rows or not math.isfinite(log_rows[-1]["loss"]):
         raise KdlabError(f"{desc}: training diverged (final loss {log_rows[-1]['loss'] if log_rows else 'none'}); "
                          "lower optim.learning_rate")
-    return {"steps": step, "seconds": round(seconds, 2), "precision": accelerator.mixed_precision,
-            "device": str(accelerator.device), "final_loss": log_rows[-1]["loss"],
-            "processes": accelerator.num_processes}, accelerator.unwrap_model(model)
+    summary = TrainSummary(
+        record={"steps": step, "precision": accelerator.mixed_precision, "final_loss": log_rows[-1]["loss"],
+                "processes": accelerator.num_processes},
+        run_facts={"seconds": round(seconds, 2), "device": str(accelerator.device)})
+    return summary, accelerator.unwrap_model(model)
 
 
 def predict_logits(accelerator, model, split: Encoded, batch_size: int, pad_id: int,

@@ -7,7 +7,6 @@ with messages that name the file and the key path.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import types
@@ -20,16 +19,6 @@ from kdlab.errors import KdlabError
 
 class ParamsError(KdlabError):
     """A parameter is missing, unknown, of the wrong type or out of range."""
-
-
-def deep_merge(base: Any, overlay: Any) -> Any:
-    """Merge ``overlay`` into a copy of ``base``: mappings key by key, else replace."""
-    if isinstance(base, dict) and isinstance(overlay, dict):
-        merged = copy.deepcopy(base)
-        for key, value in overlay.items():
-            merged[key] = deep_merge(base.get(key), value) if key in base else copy.deepcopy(value)
-        return merged
-    return copy.deepcopy(overlay)
 
 
 def _type_name(tp: Any) -> str:

@@ -1,11 +1,11 @@
 """The T_d x alpha sweep on the FULL val split: macro F1, ECE (15 bins), NLL and tail macro F1
-of each cell, with bootstrap intervals, ranks and the paired delta to the recipe's cell
-(T_d 4, alpha 0.7).
+of each cell, with bootstrap intervals, ranks and the paired delta to the recipe's cell (the
+headline arm's T_d and alpha, 4 and 0.7).
 
-Cells are found by matching arm configs, never by name: loss kd, teacher_logits final,
-train_splits train+test, label_smoothing 0, kd_temperature in GRID_T and alpha in
-GRID_ALPHA. Two arms matching one cell is a configuration error; a cell no arm matches, or
-whose arm has no predictions, is reported with its reason.
+The grid is declared once, in params (`sweep: {kd_temperature: [...], alpha: [...]}`); each cell
+is its own DVC stage `sweep@<T_d>-<alpha>` (a dvc.yaml matrix) writing runs/sweep@<T_d>-<alpha>/,
+trained (or, in audit mode, read from the published grid's file for that cell) like any arm.
+A cell without predictions is reported with its reason.
 """
 
 from __future__ import annotations
@@ -18,42 +18,41 @@ import pandas as pd
 from kdlab import stats
 from kdlab.analyses.common import boot_record, clean, dash, flat, frames, note_text, outside_note, resample_many
 from kdlab.analyses.context import Study
-from kdlab.config import Config, ConfigError
+from kdlab.config import Config
 from kdlab.report import latex
 
 
-GRID_T = (1.0, 4.0, 8.0)
-GRID_ALPHA = (0.7, 0.9)
-DEFAULT_CELL = (4.0, 0.7)  # the study's distilled student (STUDY.md §3)
 KEYS = ("macro_f1", "ece", "nll", "tail_f1")
 DIRECTION = {"macro_f1": "higher", "ece": "lower", "nll": "lower", "tail_f1": "higher"}
 MACRO = {"macro_f1": "MacroFone", "ece": "Ece", "nll": "Nll", "tail_f1": "TailFone"}
 TITLES = {"macro_f1": "macro F1", "ece": "ECE (15 bins)", "nll": "NLL", "tail_f1": "tail macro F1"}
-NO_ARM = "no arm in params.yaml matches this cell"
 
 
-def _on_grid(x: float, grid: tuple[float, ...]):
-    return next((g for g in grid if math.isclose(x, g)), None)
+def grid(cfg: Config) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(T_d values, alpha values) of the sweep, as floats, in params order."""
+    return tuple(map(float, cfg.sweep.kd_temperature)), tuple(map(float, cfg.sweep.alpha))
 
 
 def grid_arms(cfg: Config) -> dict[tuple[float, float], str]:
-    """{(T_d, alpha): arm name} for the arms whose config is a sweep cell."""
-    cells = {}
-    for arm in cfg.arms:
-        t, a = _on_grid(arm.kd_temperature, GRID_T), _on_grid(arm.alpha, GRID_ALPHA)
-        if (arm.loss == "kd" and arm.teacher_logits == "final" and arm.train_splits == "train+test"
-                and arm.label_smoothing == 0 and t is not None and a is not None):
-            if (t, a) in cells:
-                raise ConfigError(f"{cfg.source_file}: arms {cells[(t, a)]!r} and {arm.name!r} both match the "
-                                  f"sweep cell T_d={t:g}, alpha={a:g}; make one of them differ")
-            cells[(t, a)] = arm.name
-    return cells
+    """{(T_d, alpha): cell name} for every cell of the sweep."""
+    return {(cell.kd_temperature, cell.alpha): cell.name for cell in cfg.sweep.cells()}
+
+
+def default_cell(cfg: Config) -> tuple[float, float] | None:
+    """The cell of the headline arm's recipe (T_d 4, alpha 0.7), if it is a plain KD arm on the grid."""
+    arm = cfg.arm(cfg.headline_arm)
+    plain = (arm.loss == "kd" and arm.teacher_logits == "final" and arm.train_splits == "train+test"
+             and arm.label_smoothing == 0)
+    cell = (arm.kd_temperature, arm.alpha)
+    return cell if plain and cell in grid_arms(cfg) else None
 
 
 def compute(study: Study) -> dict:
     """Rows: full val (tail F1: the tail rows, tail class ids); systems: the sweep's arms."""
     bins, seed = study.cfg.evaluation.ece_bins, study.seed
     cells = grid_arms(study.cfg)
+    grid_t, grid_alpha = grid(study.cfg)
+    recipe_cell = default_cell(study.cfg)
     ok = {c: a for c, a in cells.items() if a not in study.unavailable}
     y, tail = study.labels, study.scope_rows("tail")
     tail_ids = study.scope_class_ids("tail")
@@ -71,23 +70,23 @@ def compute(study: Study) -> dict:
     ranks = {k: pd.Series({c: pts[c][k] for c in ok}, dtype=float).rank(ascending=DIRECTION[k] == "lower",
                                                                        method="min") for k in KEYS}
     records, numbers = [], {}
-    for t in GRID_T:
-        for a in GRID_ALPHA:
+    for t in grid_t:
+        for a in grid_alpha:
             cell, arm = (t, a), cells.get((t, a))
             rec = {"kd_temperature": t, "alpha": a, "arm": arm, "available": cell in ok,
-                   "default": cell == DEFAULT_CELL}
+                   "default": cell == recipe_cell}
             if cell not in ok:
-                rec["reason"] = study.unavailable.get(arm, NO_ARM)
+                rec["reason"] = study.unavailable[arm]
                 records.append(rec)
                 continue
             for k in KEYS:
                 rec.update(flat(k, stats.summarize(pts[cell][k], smp[cell][k], seed)))
                 rec[f"rank_{k}"] = int(ranks[k][cell])
-                if DEFAULT_CELL in ok and cell != DEFAULT_CELL:
-                    d = stats.summarize(pts[cell][k] - pts[DEFAULT_CELL][k], smp[cell][k] - smp[DEFAULT_CELL][k], seed)
+                if recipe_cell in ok and cell != recipe_cell:
+                    d = stats.summarize(pts[cell][k] - pts[recipe_cell][k], smp[cell][k] - smp[recipe_cell][k], seed)
                     rec.update(flat(f"delta_{k}", d, median=False))
             records.append(rec)
-    grids = {k: [[pts.get((t, a), {}).get(k) for a in GRID_ALPHA] for t in GRID_T] for k in KEYS}
+    grids = {k: [[pts.get((t, a), {}).get(k) for a in grid_alpha] for t in grid_t] for k in KEYS}
     for k in KEYS:
         m = MACRO[k]
         if ok:
@@ -95,19 +94,19 @@ def compute(study: Study) -> dict:
             numbers.update({f"SweepBest{m}": pts[best][k], f"SweepBest{m}Td": f"{best[0]:g}",
                             f"SweepBest{m}Alpha": f"{best[1]:g}",
                             f"SweepSpread{m}": float(np.ptp([pts[c][k] for c in ok]))})
-        numbers[f"SweepDefaultRank{m}"] = int(ranks[k][DEFAULT_CELL]) if DEFAULT_CELL in ok else None
+        numbers[f"SweepDefaultRank{m}"] = int(ranks[k][recipe_cell]) if recipe_cell in ok else None
     numbers["SweepCells"] = len(ok)
     return clean({"name": "sweep", "fold": "full val", "n": study.n, "n_tail": len(tail),
                   "bootstrap": boot_record(study),
-                  "grid_t": GRID_T, "grid_alpha": GRID_ALPHA, "default_cell": DEFAULT_CELL,
-                  "cells": {f"T{t:g}_a{a:g}": arm for (t, a), arm in cells.items()},
+                  "grid_t": grid_t, "grid_alpha": grid_alpha, "default_cell": recipe_cell,
+                  "cells": {arm: [t, a] for (t, a), arm in cells.items()},
                   "unavailable": {arm: study.unavailable[arm] for arm in cells.values() if arm in study.unavailable},
                   "tables": {"grid": records}, "grids": grids,
                   "numbers": {k: dash(v) for k, v in numbers.items()}})
 
 
 def _label(rec: dict) -> str:
-    return f"{rec['kd_temperature']:g} / {rec['alpha']:g} ({rec['arm'] or 'no arm'})"
+    return f"{rec['kd_temperature']:g} / {rec['alpha']:g}"
 
 
 def render(result: dict, out) -> None:
@@ -119,7 +118,9 @@ def render(result: dict, out) -> None:
     rows = {_label(r): r for r in recs}
     keys = list(KEYS) + ["delta_macro_f1"]
     values, low, high = frames(rows, keys)
-    t0, a0 = result["default_cell"]
+    recipe = result["default_cell"]
+    against = (f"the delta is paired against the recipe's cell (T_d = {recipe[0]:g}, alpha = {recipe[1]:g})"
+               if recipe else "no cell has the headline arm's recipe, so no delta is shown")
     latex.write_table(
         out.tables / "sweep_grid.tex", values, resize=True, signed={"delta_macro_f1": True}, low=low, high=high,
         unavailable={k: r["reason"] for k, r in rows.items() if not r["available"]},
@@ -129,10 +130,9 @@ def render(result: dict, out) -> None:
         caption_tex=latex.caption(
             "Distillation temperature T_d x alpha sweep", n=result["n"], fold="full validation split",
             source=out.source, demo_note=out.profile_note, resamples=b["resamples"], seed=b["seed"],
-            notes=[f"Rows: T_d / alpha (arm). Cells found by arm config (loss kd, temperature-scaled teacher "
-                   f"logits, train+test, no label smoothing), not by name. Tail macro F1 on the "
-                   f"{result['n_tail']:,} tail examples. Best cell per "
-                   f"column in bold; the delta is paired against the recipe's cell (T_d = {t0:g}, alpha = {a0:g}). "
+            notes=[f"Rows: T_d / alpha; each cell is its own run (stage sweep@T_d-alpha: KD from the "
+                   f"temperature-scaled teacher on train+test). Tail macro F1 on the "
+                   f"{result['n_tail']:,} tail examples. Best cell per column in bold; {against}. "
                    "Spread and ranks: results/sweep.json."] + outside_note(values, low, high)))
     figures.set_style()
     fig, axes = plt.subplots(1, len(KEYS), figsize=(3.0 * len(KEYS), 2.9), squeeze=False)

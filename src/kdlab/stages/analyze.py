@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv, add_arguments, needs_study=True)
+    return stage_main(__doc__.splitlines()[0], run, argv, add_arguments, needs_study=True,
+                      stage_name=lambda a: f"analyze@{a.name}")
 
 
 if __name__ == "__main__":

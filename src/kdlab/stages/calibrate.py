@@ -15,7 +15,7 @@ from kdlab import calibration, io
 from kdlab.arms import load_arms, load_teacher_val
 from kdlab.config import Config
 from kdlab.paths import Layout
-from kdlab.stages.common import run_stage, stage_main
+from kdlab.stages.common import fixed_name, run_stage, stage_main
 
 
 def fit_record(pred, cal_idx) -> dict:
@@ -45,7 +45,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv, needs_study=True)
+    return stage_main(__doc__.splitlines()[0], run, argv, needs_study=True, stage_name=fixed_name("calibrate"))
 
 
 if __name__ == "__main__":

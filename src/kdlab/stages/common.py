@@ -1,24 +1,31 @@
-"""Argument parsing and error reporting shared by the stage entry points."""
+"""Argument parsing, the tracked-params view and error reporting shared by the stage entry points."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from kdlab import io
 from kdlab.config import Config, load_config
-from kdlab.resolved import config_record, record_differences
 from kdlab.errors import KdlabError
 from kdlab.paths import Layout
+from kdlab.resolved import config_record, record_differences
+from kdlab.tracked import restrict, stage_params
+
+STUDY_STAGE = "study"
+# what the stages after training read; dvc.yaml lists the same keys for `study` (a test checks it)
+STUDY_KEYS = ("profile", "arm_source", "baseline_arm", "headline_arm", "raw_teacher_arm", "arms", "sweep",
+              "evaluation")
 
 
 class StageError(KdlabError):
     """A stage cannot run as configured (e.g. no GPU for the train profile)."""
 
 
-def check_study(cfg: Config, layout: Layout) -> None:
-    """Stop unless results/study.json (stage `study`) holds the effective configuration of ``cfg``.
+def check_study(cfg: Config, layout: Layout, keys: Sequence[str]) -> None:
+    """Stop unless results/study.json (stage `study`) holds ``cfg``'s values of ``keys``.
 
     The stages after training depend on that file, not on params, so this is what
     guarantees they never compute with settings DVC did not record.
@@ -27,7 +34,7 @@ def check_study(cfg: Config, layout: Layout) -> None:
     if not path.is_file():
         raise StageError(f"{path}: not found; run `dvc repro` (the stage `study` writes it)")
     stored = io.read_json(path).get("config")
-    differences = record_differences(stored, config_record(cfg))
+    differences = record_differences(stored, config_record(cfg, keys))
     if "profile" in differences:  # the usual cause, and it explains every other difference
         differences = ["profile"] + [d for d in differences if d != "profile"]
     if differences:
@@ -41,12 +48,16 @@ def stage_main(
     run: Callable[[Config, Layout, argparse.Namespace], None],
     argv: Sequence[str] | None = None,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    *,
+    stage_name: Callable[[argparse.Namespace], str],
     needs_study: bool = False,
 ) -> int:
     """Parse ``--params``, load the config once, run; print user errors as one line.
 
-    ``needs_study``: the stage depends on results/study.json instead of params (see
-    :func:`check_study`), which is checked before ``run``.
+    ``stage_name`` gives the DVC stage this process runs (e.g. ``train@kd``); when the
+    working directory holds dvc.yaml, the stage then sees only the params dvc.yaml lists
+    for it (:mod:`kdlab.tracked`). ``needs_study``: the stage depends on results/study.json
+    instead of params; it sees the keys the `study` stage tracks, checked against that file.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
@@ -55,13 +66,23 @@ def stage_main(
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.params)
+        layout = Layout()
+        name = stage_name(args)
         if needs_study:
-            check_study(cfg, Layout())
-        run(cfg, Layout(), args)
+            keys = stage_params(Path("."), STUDY_STAGE) or list(STUDY_KEYS)  # no dvc.yaml (tests): the default
+            check_study(cfg, layout, keys)
+        else:
+            keys = stage_params(Path("."), name)
+        run(restrict(cfg, keys, name), layout, args)
     except KdlabError as exc:
         print(f"kdlab: error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def fixed_name(name: str) -> Callable[[argparse.Namespace], str]:
+    """``stage_name`` for a stage that is not a foreach / matrix."""
+    return lambda args: name
 
 
 def run_stage(main: Callable[[Sequence[str] | None], int]) -> None:

@@ -2,7 +2,9 @@
 
 Three views per system: the full val split (raw), the evaluation half (raw),
 and the evaluation half after the temperature fitted on the calibration half
-("+ T"). Output: metrics/evaluate.json (a DVC metrics file; `dvc metrics show`).
+("+ T"). Outputs: metrics/evaluate.json (every metric, every view, every tier) and
+metrics/headline/<system>.json (a DVC metrics directory: `dvc metrics show` prints one row
+per system with the handful of headline numbers; committed to git, `cache: false`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from kdlab import calibration, data, io, metrics
 from kdlab.arms import load_arms, load_teacher_val
 from kdlab.config import Config
 from kdlab.paths import Layout
-from kdlab.stages.common import run_stage, stage_main
+from kdlab.stages.common import fixed_name, run_stage, stage_main
 
 
 def views(pred, class_tiers, eval_idx, temperature, n_bins) -> dict:
@@ -26,6 +28,29 @@ def views(pred, class_tiers, eval_idx, temperature, n_bins) -> dict:
         out["eval_half_ts"] = summary(half, temperature)
         out["temperature"] = temperature
     return out
+
+
+def headline(rec: dict) -> dict:
+    """The numbers `dvc metrics show` prints for one system (4 decimals): macro F1 on the full val split,
+    overall and per tier; ECE and NLL on the evaluation half, raw and (``_T``) after temperature scaling."""
+    full, half = rec["full_val"], rec["eval_half"]["overall"]
+    out = {"f1": full["overall"]["macro_f1"], **{f"f1_{t}": full[t]["macro_f1"] for t in ("head", "mid", "tail")},
+           "ece": half["ece"], "nll": half["nll"]}
+    if "eval_half_ts" in rec:
+        ts = rec["eval_half_ts"]["overall"]
+        out.update({"ece_T": ts["ece"], "nll_T": ts["nll"]})
+    return {key: round(float(value), 4) for key, value in out.items()}
+
+
+def write_headline(folder, out: dict) -> None:
+    """One small JSON per available system; files of systems no longer in the run are removed."""
+    systems = {"teacher": out["teacher"], **{name: rec for name, rec in out["arms"].items() if rec.get("available")}}
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.json"):
+        if stale.stem not in systems:
+            stale.unlink()
+    for name, rec in systems.items():
+        io.write_json(folder / f"{name}.json", headline(rec))
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
@@ -51,6 +76,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
         out["arms"][name] = {"available": True, **views(arm.predictions, class_tiers, eval_idx,
                                                          cal["arms"][name]["temperature"], ev.ece_bins)}
     io.write_json(layout.metrics / "evaluate.json", out)
+    write_headline(layout.metrics / "headline", out)
     for name, rec in [("teacher", out["teacher"])] + list(out["arms"].items()):
         if "full_val" in rec:
             o = rec["full_val"]["overall"]
@@ -58,7 +84,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv, needs_study=True)
+    return stage_main(__doc__.splitlines()[0], run, argv, needs_study=True, stage_name=fixed_name("evaluate"))
 
 
 if __name__ == "__main__":

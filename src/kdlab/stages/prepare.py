@@ -17,8 +17,8 @@ import pandas as pd
 from kdlab import data, io, remote
 from kdlab.config import Config
 from kdlab.paths import Layout
-from kdlab.stages.common import run_stage, stage_main
-from kdlab.train import require_device
+from kdlab.stages.common import fixed_name, run_stage, stage_main
+from kdlab.device import require_device
 
 
 def load_raw(cfg: Config, download_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, data.CourseFiles, list]:
@@ -69,8 +69,19 @@ def get_local(path_str: str, what: str, records: list) -> Path:
     path = Path(path_str).expanduser()
     if not path.is_file():
         raise data.DataError(f"{what}: file {path} does not exist; fix it in params.yaml")
-    records.append({"what": what, "path": str(path), "source": f"local:{path}", "sha256": io.sha256_file(path)})
+    records.append({"what": what, "source": f"local file ({what}, named {path.name})", "sha256": io.sha256_file(path)})
     return path
+
+
+def describe_source(cfg: Config) -> str:
+    """One line naming where the data came from, for labels (no host path)."""
+    d = cfg.data
+    if d.source == "hub":
+        return f"CFPB complaints, Hub {d.hub_train.repo_id} at {(d.hub_train.revision or 'an unpinned revision')[:12]}"
+    if d.source == "local":
+        return f"your own complaints ({Path(d.local_train).name})"
+    s = d.synthetic
+    return f"bundled synthetic complaints (seed {s.seed}, {s.n_train:,}/{s.n_val:,}/{s.n_test:,} rows)"
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
@@ -92,7 +103,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
             frame.to_parquet(tmp, index=False)
     card = data.data_card(splits, course.label_list, class_tiers)
     card["source"] = d.source
-    card["profile"] = cfg.profile
+    card["source_description"] = describe_source(cfg)
     io.write_json(layout.data_card, card)
     io.write_json(layout.prepared / "sources.json", records)
     sizes = card["split_sizes"]
@@ -101,7 +112,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv)
+    return stage_main(__doc__.splitlines()[0], run, argv, stage_name=fixed_name("prepare"))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from kdlab.arms import load_arm, load_teacher_val
 from kdlab.config import TIERS, Config
 from kdlab.paths import Layout
 from kdlab.report import figures, latex, reproduction
-from kdlab.stages.common import StageError, run_stage, stage_main
+from kdlab.stages.common import StageError, fixed_name, run_stage, stage_main
 
 TIER_KEYS = ("overall",) + TIERS
 MAX_WORKERS = 4  # processes for drawing; more gains little (11 figures) and costs memory
@@ -65,8 +65,8 @@ class Inputs:
 # --------------------------------------------------------------------------- #
 def data_source(cfg: Config, card: dict) -> str:
     """Plain-text name of the data source recorded by `prepare` (``card["source"]``)."""
-    if card.get("source") == "hub":
-        return f"CFPB complaints (Hub {cfg.data.hub_train.repo_id})"
+    if card.get("source_description"):
+        return card["source_description"]
     return DATA_SOURCES.get(card.get("source"), str(card.get("source")))
 
 
@@ -390,7 +390,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace | None = None) -> 
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv, needs_study=True)
+    return stage_main(__doc__.splitlines()[0], run, argv, needs_study=True, stage_name=fixed_name("report"))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import numpy as np
 from kdlab import calibration, data, io, metrics, remote, teacher
 from kdlab.config import Config
 from kdlab.paths import Layout
-from kdlab.stages.common import StageError, run_stage, stage_main
+from kdlab.stages.common import StageError, fixed_name, run_stage, stage_main
 
 
 def published(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
@@ -66,7 +66,8 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
     from kdlab.losses import ce_loss
     from kdlab.models import build_classifier
     from kdlab.tokenization import load_tokenizer
-    from kdlab.train import encode, make_accelerator, predict_logits, require_device, train_classifier
+    from kdlab.device import require_device
+    from kdlab.train import encode, make_accelerator, predict_logits, train_classifier
 
     spec = cfg.teacher.trained
     require_device(spec.optim, "teacher")
@@ -101,7 +102,8 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
     return {"source": "trained", "temperature": temp.temperature,
             "temperature_fit": {**temp.__dict__, "fold": "held-out calibration rows of train+test",
                                 "rows": int(len(cal_rows))},
-            "training": {**summary, "rows": int(len(fit_rows))}}
+            "training": {**summary.record, "rows": int(len(fit_rows))},
+            "run_facts": summary.run_facts}
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
@@ -110,6 +112,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
     layout.teacher.mkdir(parents=True, exist_ok=True)
     meta = (published if cfg.teacher.source == "published" else trained)(cfg, layout, splits, n_classes)
+    io.write_json(layout.run_log("teacher"), meta.pop("run_facts", {}))
     io.write_json(layout.teacher / "metadata.json", meta)
 
     class_tiers = data.class_tiers_from_card(card_in)
@@ -129,7 +132,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv)
+    return stage_main(__doc__.splitlines()[0], run, argv, stage_name=fixed_name("teacher"))
 
 
 if __name__ == "__main__":

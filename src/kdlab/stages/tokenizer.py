@@ -10,6 +10,7 @@ tokenizer_card.json saying so, and nothing is downloaded.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +18,8 @@ from pathlib import Path
 from kdlab import data, io
 from kdlab.config import Config
 from kdlab.paths import Layout
-from kdlab.stages.common import run_stage, stage_main
+from kdlab.remote import resolve_revision
+from kdlab.stages.common import fixed_name, run_stage, stage_main
 from kdlab.tokenization import build_tokenizer
 
 
@@ -30,10 +32,15 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
             corpus = data.load_split(layout.prepared, "train")["text"].tolist() if cfg.student.source == "tiny" else []
             tokenizer = build_tokenizer(cfg.student, corpus)
             tokenizer.save_pretrained(str(staging))
+            card = {"needed": True, "backbone": dataclasses.asdict(cfg.student), "tokens": len(tokenizer)}
+            if cfg.student.source == "hub":
+                card["resolved_revision"] = resolve_revision(cfg.student.repo_id, "model", cfg.student.revision,
+                                                             "student.revision")
+            io.write_json(staging / "tokenizer_card.json", card)
             summary = f"{len(tokenizer):,} tokens ({cfg.student.source})"
         else:
             io.write_json(staging / "tokenizer_card.json", {
-                "profile": cfg.profile, "needed": False,
+                "needed": False,
                 "reason": "no stage trains in this profile (published teacher logits and student predictions)"})
             summary = "not needed, nothing is trained"
         if target.exists():
@@ -45,7 +52,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv)
+    return stage_main(__doc__.splitlines()[0], run, argv, stage_name=fixed_name("tokenizer"))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""Stage `train@<arm>`: one student, or (audit) its published predictions.
+"""Stage `train@<arm>` (and `sweep@<T_d>-<alpha>`): one student, or (audit) its published predictions.
 
 Every arm shares the data, seed, data order and optimiser recipe; only the
-loss (and its targets) differ. Outputs in runs/<arm>/: predictions.npz (val,
-see kdlab.predictions), arm.json, model.safetensors + config.json,
-train_log.csv (per-step loss for `dvc plots`). In audit mode an arm without a
-published file gets an arm.json that says so, and nothing is faked.
+loss (and its targets) differ. A sweep cell is an arm whose recipe is its
+stage name: KD from the temperature-scaled teacher at that T_d and alpha.
+Outputs in runs/<arm>/: predictions.npz (val, see kdlab.predictions), arm.json,
+model.safetensors + config.json, train_log.csv (per-step loss for `dvc plots`).
+In audit mode an arm without a published file gets an arm.json that says so,
+and nothing is faked. Every output is a function of the inputs DVC tracks (no
+times, hosts or paths): how long it took goes to logs/<stage>.json, untracked.
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ import argparse
 import dataclasses
 import tempfile
 
-
 from kdlab import io, remote
-from kdlab.config import ArmConfig, Config
+from kdlab.config import SWEEP_PREFIX, ArmConfig, Config
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, save_predictions
 from kdlab.published import convert_published_predictions
@@ -25,40 +27,34 @@ NOT_PUBLISHED = "not published (train mode)"
 
 
 def arm_record(arm: ArmConfig) -> dict:
-    spec = dataclasses.asdict(arm)
-    spec.pop("published")
-    spec.pop("published_grid")
-    return spec
+    return dataclasses.asdict(arm)
 
 
 def from_published(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> dict:
-    if arm.published is None:
+    artifact, key = cfg.published.artifact(arm)
+    if artifact is None:
         return {"arm": arm.name, "available": False, "reason": NOT_PUBLISHED, "config": arm_record(arm)}
     from kdlab import data  # pandas, only for arms with a file: an unpublished arm's stage starts in half the time
 
     val = data.load_split(layout.prepared, "val")
     labels, tiers = val["label"].to_numpy(), data.tier_codes_of(val)
-    record = {"arm": arm.name, "available": True, "source": "published", "config": arm_record(arm)}
     with tempfile.TemporaryDirectory(prefix="kdlab-arm-") as tmp:
-        path, fetched = remote.fetch(arm.published, f"arms.{arm.name}.published", tmp)
+        path, fetched = remote.fetch(artifact, key, tmp)
         save_predictions(layout.predictions(arm.name), convert_published_predictions(path, labels, tiers, n_classes))
-        record["file"] = fetched.as_dict()
-        if arm.published_grid is not None:
-            path, fetched = remote.fetch(arm.published_grid, f"arms.{arm.name}.published_grid", tmp)
-            save_predictions(layout.grid_predictions(arm.name),
-                             convert_published_predictions(path, labels, tiers, n_classes))
-            record["grid_file"] = fetched.as_dict()
-    return record
+    return {"arm": arm.name, "available": True, "source": "published", "config": arm_record(arm),
+            "file": fetched.as_dict()}
 
 
-def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> dict:
+def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tuple[dict, dict]:
+    """Train the arm; return (arm.json record, run facts for the untracked log)."""
     # torch, transformers and accelerate (and pandas) load here, not at module import: an audit run
-    # (15 arms, no training) would otherwise pay their ~2 s import in every train@<arm> process
+    # (16 arms, no training) would otherwise pay their ~2 s import in every train@<arm> process
     from kdlab import data
     from kdlab.losses import make_loss_fn
-    from kdlab.models import build_classifier
+    from kdlab.models import backbone_record, build_classifier
     from kdlab.tokenization import load_tokenizer
-    from kdlab.train import encode, make_accelerator, predict_logits, require_device, save_checkpoint, train_classifier
+    from kdlab.device import require_device
+    from kdlab.train import encode, make_accelerator, predict_logits, save_checkpoint, train_classifier
 
     require_device(cfg.optim, f"train@{arm.name}")
     splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
@@ -94,31 +90,38 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> dict
                                    data.tier_codes_of(val))
     save_predictions(layout.predictions(arm.name), pred)
     save_checkpoint(model, layout.run(arm.name))
-    return {"arm": arm.name, "available": True, "source": "trained", "config": arm_record(arm),
-            "training": {**summary, "rows": len(frame), "splits": which},
-            "backbone": dataclasses.asdict(cfg.student)}
+    record = {"arm": arm.name, "available": True, "source": "trained", "config": arm_record(arm),
+              "training": {**summary.record, "rows": len(frame), "splits": which},
+              "backbone": backbone_record(cfg.student, model)}
+    return record, summary.run_facts
+
+
+def stage_of(arm: str) -> str:
+    """The DVC stage that writes runs/<arm>/: ``train@<arm>``, or the sweep cell's own name."""
+    return arm if arm.startswith(SWEEP_PREFIX) else f"train@{arm}"
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     arm = cfg.arm(args.arm)
     card = io.read_json(layout.data_card)
     layout.run(arm.name).mkdir(parents=True, exist_ok=True)
+    facts: dict = {}
     if cfg.arm_source == "published":
         record = from_published(cfg, layout, arm, card["n_classes"])
     else:
-        record = trained(cfg, layout, arm, card["n_classes"])
-    record["profile"] = cfg.profile
+        record, facts = trained(cfg, layout, arm, card["n_classes"])
     io.write_json(layout.arm_card(arm.name), record)
-    print(f"train@{arm.name}: {record.get('source', record.get('reason'))}"
-          + (f", {record['training']['seconds']} s on {record['training']['device']}" if "training" in record else ""))
+    io.write_json(layout.run_log(stage_of(arm.name)), facts)
+    print(f"{stage_of(arm.name)}: {record.get('source', record.get('reason'))}"
+          + (f", {facts['seconds']} s on {facts['device']}" if facts else ""))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arm", required=True, help="arm name from params.yaml `arms`")
+    parser.add_argument("--arm", required=True, help="an arm of params.yaml `arms`, or a sweep cell sweep@<T_d>-<alpha>")
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv, add_arguments)
+    return stage_main(__doc__.splitlines()[0], run, argv, add_arguments, stage_name=lambda a: stage_of(a.arm))
 
 
 if __name__ == "__main__":
