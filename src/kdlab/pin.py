@@ -316,7 +316,11 @@ def pin(conf_dir: str | Path = "conf", dry_run: bool = False, only_revisions: bo
     progress = progress or (lambda message: print(f"kdlab pin: {message}", file=sys.stderr))
     texts, entries = {}, []
     for path in sorted(p for p in conf.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise PinError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8. "
+                           f"{NOTHING_WRITTEN}") from None
         texts[str(path)] = (path, text)
         entries += find_hub_entries(text, str(path), hydra_package(path.relative_to(conf), text))
     changes = plan(entries, Hub(progress), only_revisions)
