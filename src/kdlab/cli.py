@@ -1,6 +1,7 @@
 """The ``kdlab`` command (console script declared in pyproject.toml).
 
     kdlab student-notebook SRC [-o DEST]   the student version of a course notebook
+    kdlab pin [--dry-run]                  pin the Hub artifacts of conf/ (commits, sha256)
 
 Each subcommand is one ``add_<name>(subparsers)`` function that registers its
 parser and sets ``func``; add new ones to ``COMMANDS``. User errors print one
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from kdlab.errors import KdlabError
+from kdlab.pin import add_pin
 
 
 class CliError(KdlabError):
@@ -72,7 +74,7 @@ def add_student_notebook(sub) -> None:
     p.set_defaults(func=student_notebook_command)
 
 
-COMMANDS: tuple[Callable[[object], None], ...] = (add_student_notebook,)
+COMMANDS: tuple[Callable[[object], None], ...] = (add_student_notebook, add_pin)
 
 
 # --------------------------------------------------------------------------- #
