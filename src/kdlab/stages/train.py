@@ -58,7 +58,8 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> dict
     from kdlab.losses import make_loss_fn
     from kdlab.models import build_classifier
     from kdlab.tokenization import load_tokenizer
-    from kdlab.train import encode, make_accelerator, predict_logits, require_device, save_checkpoint, train_classifier
+    from kdlab.model_card import publish_arm
+    from kdlab.train import encode, make_accelerator, predict_logits, require_device, train_classifier
 
     require_device(cfg.optim, f"train@{arm.name}")
     splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
@@ -93,10 +94,11 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> dict
     pred = Predictions.from_logits(val["row_id"].to_numpy(), logits, val["label"].to_numpy(),
                                    data.tier_codes_of(val))
     save_predictions(layout.predictions(arm.name), pred)
-    save_checkpoint(model, layout.run(arm.name))
+    training = {**summary, "rows": len(frame), "splits": which}
+    # the folder loads with from_pretrained / pipeline; README.md is its model card (kdlab.model_card)
+    publish_arm(layout.run(arm.name), model, tokenizer, pred, cfg, arm, io.read_json(layout.data_card), training)
     return {"arm": arm.name, "available": True, "source": "trained", "config": arm_record(arm),
-            "training": {**summary, "rows": len(frame), "splits": which},
-            "backbone": dataclasses.asdict(cfg.student)}
+            "training": training, "backbone": dataclasses.asdict(cfg.student)}
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
