@@ -173,7 +173,8 @@ def render_card(facts: dict, numbers: dict) -> str:
             "card); the study's tables add paired-bootstrap intervals.", "",
             "## Use", "", "```python", "from transformers import pipeline", "",
             f'clf = pipeline("text-classification", model="runs/{name}")  # this folder',
-            f'clf("I was charged a late fee after I paid on time.", truncation=True)  # training saw {facts["max_length"]} tokens',
+            'text = "I was charged a late fee after I paid on time."',
+            f"clf(text, truncation=True)  # training saw the first {facts['max_length']} tokens",
             "```", "",
             f"Scores are the softmax of the raw logits. For temperature-scaled probabilities (T = {fmt(fit['temperature'])}, "
             "fitted below), ask for the logits and divide:", "",
