@@ -85,10 +85,12 @@ def test_dvc_expands_the_sweep_into_the_run_folders_kdlab_reads():
 
 
 def test_each_train_stage_lists_the_params_its_arm_reads():
+    card = ["evaluation.ece_bins", "evaluation.thresholds", "evaluation.calibration_fold_seed",
+            "evaluation.calibration_fold_size"]  # the model card
     assert stage_params(REPO, "train@kd") == ["seed", "arm_source", "data.max_length", "student", "optim",
-                                              "arms.kd", "published"]
+                                              "arms.kd", "published"] + card
     assert stage_params(REPO, "sweep@4-0.7") == ["seed", "arm_source", "data.max_length", "student", "optim",
-                                                 "published"]
+                                                 "published"] + card
     assert stage_params(REPO, "study") == list(STUDY_KEYS)
     assert stage_params(REPO, "no-such-stage") is None
     assert stage_params(REPO / "src", "train@kd") is None  # no dvc.yaml there

@@ -141,7 +141,7 @@ def trained(tokenizer, encoded):
     accelerator = make_accelerator(optim())
     summary, model = train_classifier(accelerator, model, rows, optim(), lambda s, t, y: ce_loss(s, y),
                                       tokenizer.pad_token_id, SEED, desc="lora-test")
-    assert summary["steps"] == 2
+    assert summary.record["steps"] == 2
     return before, snapshot(model), model
 
 

@@ -227,6 +227,11 @@ def sweep_cell_name(kd_temperature: Number, alpha: Number) -> str:
     return f"{SWEEP_PREFIX}{dvc_str(kd_temperature)}-{dvc_str(alpha)}"
 
 
+def stage_of(arm: str) -> str:
+    """The DVC stage that writes runs/<arm>/: ``train@<arm>``, or the sweep cell's own name."""
+    return arm if arm.startswith(SWEEP_PREFIX) else f"train@{arm}"
+
+
 def sweep_cell_from_name(name: str, source: str = "params.yaml") -> ArmConfig:
     """The :class:`ArmConfig` of the cell ``sweep@<T_d>-<alpha>`` (the inverse of :func:`sweep_cell_name`)."""
     try:

@@ -7,13 +7,16 @@ import dataclasses
 from kdlab.config import BackboneConfig
 
 
-def build_classifier(backbone: BackboneConfig, n_classes: int, tokenizer, seed: int):
+def build_classifier(backbone: BackboneConfig, n_classes: int, tokenizer, seed: int,
+                     attn_implementation: str | None = None):
     """A freshly initialised classification head on the configured backbone.
 
     ``source: hub`` loads the pretrained encoder at ``revision`` (never with
     remote code); ``source: tiny`` builds a small ModernBERT with the
     tokenizer's vocabulary and special-token ids. ``seed`` fixes the head's
-    (and a tiny model's) initialisation.
+    (and a tiny model's) initialisation. ``attn_implementation`` ("sdpa",
+    "eager", "flash_attention_2") overrides transformers' choice (None: its
+    default, SDPA for ModernBERT).
     """
     import torch
     from transformers import AutoModelForSequenceClassification, ModernBertConfig, ModernBertForSequenceClassification
@@ -24,7 +27,8 @@ def build_classifier(backbone: BackboneConfig, n_classes: int, tokenizer, seed: 
 
         commit = resolve_revision(backbone.repo_id, "model", backbone.revision, "student.revision")
         return AutoModelForSequenceClassification.from_pretrained(
-            backbone.repo_id, revision=commit, num_labels=n_classes, trust_remote_code=False
+            backbone.repo_id, revision=commit, num_labels=n_classes, trust_remote_code=False,
+            attn_implementation=attn_implementation,
         )
     t = backbone.tiny
     config = ModernBertConfig(
@@ -42,6 +46,7 @@ def build_classifier(backbone: BackboneConfig, n_classes: int, tokenizer, seed: 
         eos_token_id=tokenizer.sep_token_id,
         num_labels=n_classes,
         classifier_pooling=t.classifier_pooling,
+        attn_implementation=attn_implementation,
     )
     return ModernBertForSequenceClassification(config)
 

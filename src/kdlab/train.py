@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from kdlab.batching import LengthGroupedBatches
 from kdlab.config import OptimConfig
 from kdlab.errors import KdlabError
 from kdlab.io import atomic_path
@@ -45,6 +46,10 @@ class Encoded:
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def lengths(self) -> np.ndarray:
+        """Tokens per row (special tokens included), shape (N,) int64."""
+        return np.fromiter((len(x) for x in self.input_ids), np.int64, len(self.input_ids))
 
 
 def encode(texts: Sequence[str], labels: np.ndarray, tokenizer, max_length: int,
@@ -116,6 +121,61 @@ def make_accelerator(optim: OptimConfig):
     return Accelerator(mixed_precision=resolve_precision(optim), cpu=not torch.cuda.is_available())
 
 
+def make_train_loader(train: Encoded, batch_size: int, pad_id: int, seed: int, length_grouped: bool = False):
+    """Shuffled batches padded per batch; the order depends only on ``seed`` and the rows.
+
+    ``length_grouped`` swaps the uniform shuffle for :class:`LengthGroupedBatches`.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    collate = make_collate(train, pad_id)
+    if length_grouped:
+        return DataLoader(_Rows(len(train)), collate_fn=collate,
+                          batch_sampler=LengthGroupedBatches(train.lengths(), batch_size, seed))
+    return DataLoader(_Rows(len(train)), batch_size=batch_size, shuffle=True,
+                      generator=torch.Generator().manual_seed(seed), collate_fn=collate)
+
+
+def make_optimizer(model, optim: OptimConfig, fused: bool = False):
+    """AdamW at ``optim.learning_rate``; no weight decay on biases and norms.
+
+    ``fused=True`` selects PyTorch's single-kernel AdamW (CUDA and CPU): the
+    same update, rounded differently, so it is opt-in.
+    """
+    import torch
+
+    no_decay = ("bias", "norm", "LayerNorm")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": optim.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+         "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=optim.learning_rate, **({"fused": True} if fused else {}))
+
+
+def training_step(accelerator, model, optimizer, scheduler, batch: dict, loss_fn: LossFn,
+                  teacher=None, max_grad_norm: float = 0.0):
+    """One optimiser step on ``batch``; returns the loss as a detached 0-d device tensor.
+
+    The forward pass runs under accelerate's autocast, the loss in fp32;
+    nothing here waits for the device (no ``.item()``), so the caller decides
+    when to read losses back. ``teacher`` (N_teacher, C) on the device or None.
+    """
+    with accelerator.autocast():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    t_logits = teacher[batch["teacher_rows"]] if teacher is not None else None
+    loss = loss_fn(logits.float(), t_logits, batch["labels"])  # the loss itself in fp32
+    accelerator.backward(loss)
+    if max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
 def train_classifier(
     accelerator,
     model,
@@ -127,6 +187,9 @@ def train_classifier(
     teacher_logits: np.ndarray | None = None,
     log_path: str | Path | None = None,
     desc: str = "train",
+    fused_adamw: bool = False,
+    compile_model: bool = False,
+    length_grouped: bool = False,
 ) -> tuple[TrainSummary, object]:
     """Fine-tune ``model``; return (:class:`TrainSummary`, the unwrapped trained model).
 
@@ -134,28 +197,26 @@ def train_classifier(
     share data see identical batches. ``teacher_logits`` (N_teacher, C) are
     moved to the device once and indexed by ``train.teacher_rows`` per batch.
     Writes a per-step CSV log (step, epoch, loss, lr) to ``log_path``.
+
+    Speed options, all off by default (off is the paper recipe and today's
+    bit-for-bit behaviour; ``benchmarks/train_throughput.py`` measures each):
+    ``fused_adamw`` uses PyTorch's fused AdamW kernel (same maths, different
+    rounding); ``compile_model`` wraps the model in ``torch.compile``;
+    ``length_grouped`` batches texts of similar length (:class:`LengthGroupedBatches`),
+    which changes every batch's composition, so use it for every arm or none.
     """
     import torch
     from accelerate.utils import set_seed
-    from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     set_seed(seed)
-    loader = DataLoader(
-        _Rows(len(train)), batch_size=optim.batch_size, shuffle=True,
-        generator=torch.Generator().manual_seed(seed), collate_fn=make_collate(train, pad_id),
-    )
-    no_decay = ("bias", "norm", "LayerNorm")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": optim.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-         "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=optim.learning_rate)
-    total_steps = optim.epochs * math.ceil(len(train) / optim.batch_size)
+    loader = make_train_loader(train, optim.batch_size, pad_id, seed, length_grouped)
+    optimizer = make_optimizer(model, optim, fused=fused_adamw)
+    total_steps = optim.epochs * len(loader)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(optim.warmup_ratio * total_steps), total_steps)
+    if compile_model:
+        model = torch.compile(model)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     teacher = None
     if teacher_logits is not None:
@@ -167,17 +228,8 @@ def train_classifier(
     bar = tqdm(total=total_steps, desc=desc, disable=_quiet_bar(accelerator))
     for epoch in range(optim.epochs):
         for batch in loader:
-            with accelerator.autocast():
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            t_logits = teacher[batch["teacher_rows"]] if teacher is not None else None
-            loss = loss_fn(logits.float(), t_logits, batch["labels"])  # the loss itself in fp32
-            accelerator.backward(loss)
-            if optim.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), optim.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            running += loss.detach()
+            running += training_step(accelerator, model, optimizer, scheduler, batch, loss_fn, teacher,
+                                     optim.max_grad_norm)
             step += 1
             bar.update(1)
             if step % optim.log_every == 0 or step == total_steps:
@@ -198,7 +250,7 @@ def train_classifier(
         record={"steps": step, "precision": accelerator.mixed_precision, "final_loss": log_rows[-1]["loss"],
                 "processes": accelerator.num_processes},
         run_facts={"seconds": round(seconds, 2), "device": str(accelerator.device)})
-    return summary, accelerator.unwrap_model(model)
+    return summary, accelerator.unwrap_model(model, keep_torch_compile=False)
 
 
 def predict_logits(accelerator, model, split: Encoded, batch_size: int, pad_id: int,
@@ -241,6 +293,6 @@ def save_checkpoint(model, folder: str | Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     unwrapped = getattr(model, "module", model)  # DistributedDataParallel wraps the model
     with atomic_path(folder / "model.safetensors") as tmp:
-        save_model(unwrapped, str(tmp))
+        save_model(unwrapped, str(tmp), metadata={"format": "pt"})  # the tag from_pretrained expects
     with atomic_path(folder / "config.json") as tmp:
         tmp.write_text(unwrapped.config.to_json_string())

@@ -104,6 +104,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     card = data.data_card(splits, course.label_list, class_tiers)
     card["source"] = d.source
     card["source_description"] = describe_source(cfg)
+    card["hub_dataset"] = d.hub_train.repo_id if d.source == "hub" else None
     io.write_json(layout.data_card, card)
     io.write_json(layout.prepared / "sources.json", records)
     sizes = card["split_sizes"]

@@ -17,7 +17,7 @@ import dataclasses
 import tempfile
 
 from kdlab import io, remote
-from kdlab.config import SWEEP_PREFIX, ArmConfig, Config
+from kdlab.config import ArmConfig, Config, stage_of
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, save_predictions
 from kdlab.published import convert_published_predictions
@@ -54,7 +54,8 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     from kdlab.models import backbone_record, build_classifier
     from kdlab.tokenization import load_tokenizer
     from kdlab.device import require_device
-    from kdlab.train import encode, make_accelerator, predict_logits, save_checkpoint, train_classifier
+    from kdlab.model_card import publish_arm
+    from kdlab.train import encode, make_accelerator, predict_logits, train_classifier
 
     require_device(cfg.optim, f"train@{arm.name}")
     splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
@@ -89,16 +90,13 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     pred = Predictions.from_logits(val["row_id"].to_numpy(), logits, val["label"].to_numpy(),
                                    data.tier_codes_of(val))
     save_predictions(layout.predictions(arm.name), pred)
-    save_checkpoint(model, layout.run(arm.name))
+    training = {**summary.record, "rows": len(frame), "splits": which}
+    # the folder loads with from_pretrained / pipeline; README.md is its model card (kdlab.model_card)
+    publish_arm(layout.run(arm.name), model, tokenizer, pred, cfg, arm, io.read_json(layout.data_card),
+                io.read_json(layout.teacher_card), training)
     record = {"arm": arm.name, "available": True, "source": "trained", "config": arm_record(arm),
-              "training": {**summary.record, "rows": len(frame), "splits": which},
-              "backbone": backbone_record(cfg.student, model)}
+              "training": training, "backbone": backbone_record(cfg.student, model)}
     return record, summary.run_facts
-
-
-def stage_of(arm: str) -> str:
-    """The DVC stage that writes runs/<arm>/: ``train@<arm>``, or the sweep cell's own name."""
-    return arm if arm.startswith(SWEEP_PREFIX) else f"train@{arm}"
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
