@@ -108,5 +108,5 @@ def write_exports(path: Path, values: pd.DataFrame, **options) -> None:
     frame = csv_frame(values, options.get("low"), options.get("high"), options.get("unavailable"))
     with io.atomic_path(path.with_suffix(".csv")) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
-    keep = {k: v for k, v in options.items() if k not in ("label", "resize", "size", "position", "stack")}
+    keep = {k: v for k, v in options.items() if k not in ("label", "resize", "size", "position", "stack", "compact")}
     io.write_text(path.with_suffix(".md"), markdown_table(values, **keep))

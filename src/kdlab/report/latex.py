@@ -17,7 +17,7 @@ import itertools
 import math
 import re
 from pathlib import Path
-from typing import Hashable, Mapping, Optional, Sequence
+from typing import Callable, Hashable, Mapping, Optional, Sequence
 
 import pandas as pd
 
@@ -225,8 +225,8 @@ def table_cells(values: pd.DataFrame, *, decimals: int | Mapping[Hashable, int] 
         for r in rows:
             lo, hi = (None if f is None else f.at[r, col] for f in (low, high))
             x = values.at[r, col]
-            if outside(x, lo, hi):
-                flagged.append(metric_key(col))
+            if outside(x, lo, hi):  # every level of the column: the metric may be any of them
+                flagged += [str(c) for c in col] if isinstance(col, tuple) else [str(col)]
             text.at[r, col] = cell(x, int((row_decimals or {}).get(r, d)), lo, hi, bold=r in best,
                                    signed=bool((row_signed or {}).get(r, sign)), stack=stack)
     return text, list(dict.fromkeys(flagged))
@@ -243,7 +243,7 @@ def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
                  size: str = r"\small", position: str = "htbp", stack: bool = False,
                  groups: Optional[Mapping[Hashable, str]] = None,
                  row_decimals: Optional[Mapping[Hashable, int]] = None,
-                 row_signed: Optional[Mapping[Hashable, bool]] = None) -> str:
+                 row_signed: Optional[Mapping[Hashable, bool]] = None, compact: Optional[bool] = None) -> str:
     """A booktabs ``table`` (LaTeX source) from a frame of numbers.
 
     ``values``: rows = systems (the index: plain-text labels), columns = metric keys, either
@@ -258,7 +258,8 @@ def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
     value among ``best_among`` rows (default: every available row) is bold, by ``directions`` of its
     metric key. ``unavailable``: row -> reason (plain text), rendered as one cell spanning
     every metric column. ``groups``: row -> a group title (plain text) set above that row, after a rule.
-    ``stack``: intervals on a second line (narrow columns). ``caption_tex``: LaTeX (see :func:`caption`);
+    ``stack``: intervals on a second line (narrow columns). ``compact`` (default: as ``stack``): 4 pt
+    between columns instead of 6 pt, for wide tables. ``caption_tex``: LaTeX (see :func:`caption`);
     ``label``: the \\label key. ``resize``: shrink the tabular to the line width when it is wider
     (``\\resizebox``, a last resort; needs graphicx).
     """
@@ -291,8 +292,9 @@ def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
         rule = [] if lines[at - 1] == r"\midrule" else [r"\midrule"]
         lines[at:at] = rule + [rf"\multicolumn{{{k + 1}}}{{l}}{{\emph{{{escape_latex(title)}}}}} \\"]
     tex = "\n".join(lines) + "\n"
-    if size:
-        tex = tex.replace("\\centering\n", f"\\centering\n{size}\n", 1)
+    if size or (stack if compact is None else compact):
+        colsep = "\\setlength{\\tabcolsep}{4pt}\n" if (stack if compact is None else compact) else ""
+        tex = tex.replace("\\centering\n", f"\\centering\n{size}\n{colsep}" if size else f"\\centering\n{colsep}", 1)
     if resize:  # the natural width, or the line width when wider
         tex = tex.replace("\\begin{tabular}", "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}"
                           "{!}{%\n\\begin{tabular}", 1).replace("\\end{tabular}", "\\end{tabular}}", 1)
@@ -324,17 +326,20 @@ def macro_name(name: str) -> str:
     return re.sub(r"\d", lambda m: _DIGITS[int(m.group())], spelled)
 
 
-def numbers_tex(numbers: Mapping[str, float | int | str], decimals: int = 3, prefix: str = "kd") -> str:
+def numbers_tex(numbers: Mapping[str, float | int | str], decimals: int = 3, prefix: str = "kd",
+                signed: Callable[[str], bool] = lambda name: False,
+                header: str = "Headline numbers, written by the `report` stage (kdlab.stages.report)") -> str:
     """One ``\\newcommand{\\<prefix><Name>}{value}`` per entry, in the mapping's order.
 
     Names must be letters only (TeX macro names); floats are written with ``decimals``
-    fixed decimals (``--`` for NaN), ints with thousands separators, strings verbatim
-    (they are LaTeX: escape plain text with :func:`escape_latex` first; braces must balance).
+    fixed decimals (``--`` for NaN; with a ``+`` or minus sign when ``signed(name)``), ints with
+    thousands separators, strings verbatim (they are LaTeX: escape plain text with
+    :func:`escape_latex` first; braces must balance).
     """
     if not _MACRO_NAME.fullmatch(prefix):
         raise ValueError(f"macro prefix must be letters only, found {prefix!r}")
-    lines = ["% Headline numbers, written by the `report` stage (kdlab.stages.report); do not edit.",
-             "% \\input{numbers.tex} in a document, then cite e.g. \\" + prefix + "<Name>{}."]
+    lines = [f"% {header}; do not edit.",
+             "% \\input{this file} in a document, then cite e.g. \\" + prefix + "<Name>{}."]
     for name, value in numbers.items():
         if not isinstance(name, str) or not _MACRO_NAME.fullmatch(name):
             raise ValueError(f"macro name {name!r}: TeX macro names may use letters only (A-Z, a-z)")
@@ -347,11 +352,12 @@ def numbers_tex(numbers: Mapping[str, float | int | str], decimals: int = 3, pre
         elif isinstance(value, int):
             body = count(value)
         else:
-            body = fixed(value, decimals)
+            body = fixed(value, decimals, sign=signed(name))
         lines.append(rf"\newcommand{{\{prefix}{name}}}{{{body}}}")
     return "\n".join(lines) + "\n"
 
 
-def write_numbers_tex(path: str | Path, numbers: Mapping[str, float | int | str], decimals: int = 3) -> None:
-    """Write :func:`numbers_tex` to ``path`` atomically."""
-    io.write_text(path, numbers_tex(numbers, decimals))
+def write_numbers_tex(path: str | Path, numbers: Mapping[str, float | int | str], decimals: int = 3,
+                      **options) -> None:
+    """Write :func:`numbers_tex` (same options) to ``path`` atomically."""
+    io.write_text(path, numbers_tex(numbers, decimals, **options))
