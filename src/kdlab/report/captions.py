@@ -66,7 +66,7 @@ def caption(stem: str, warning: str = "") -> str:
         raise KeyError(f"reports/figures/{stem}: no caption in kdlab.report.captions.FIGURE_CAPTIONS; write one "
                        "that says what the figure shows and what to look at")
     text = latex.escape_latex(FIGURE_CAPTIONS[stem])
-    return text + (rf" \textbf{{{latex.escape_latex(warning)}}}" if warning else "")
+    return text + (rf" \textbf{{{latex.escape_latex(warning)}.}}" if warning else "")
 
 
 def macro_names() -> dict[str, str]:

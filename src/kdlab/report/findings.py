@@ -35,7 +35,13 @@ class Numbers:
         return f"{self.ref(name)} [{self.ref(name + 'Low')}, {self.ref(name + 'High')}]"
 
     def value(self, name: str) -> Optional[float]:
+        """The number behind ``\\kd<name>`` (a float, an int or a numeric string such as "4"); None for "--"."""
         v = self.values.get(name)
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                return None
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
     def interval(self, name: str) -> tuple[Optional[float], Optional[float], Optional[float]]:
@@ -51,13 +57,13 @@ def side(low: Optional[float], high: Optional[float], ref: float = 0.0) -> Optio
 
 def change_words(n: Numbers, name: str, what: str, higher_is_better: bool = True) -> str:
     """``<what> changes by X [lo, hi] (rule)``, with the rule worded from the interval."""
-    _, low, high = n.interval(name)
+    cited, (_, low, high) = n.ci(name), n.interval(name)  # an undefined macro is an error, "--" is "not available"
     where = side(low, high)
     if where is None:
         return f"{what}: not available in this run"
     good = (where == "above") == higher_is_better
     verdict = NOT_DETECTED if where == "includes" else f"{DETECTED}: {'better' if good else 'worse'}"
-    return f"{what} changes by {n.ci(name)} ({verdict})"
+    return f"{what} changes by {cited} ({verdict})"
 
 
 def tiers(n: Numbers, kd: str, base: str) -> str:
@@ -181,12 +187,15 @@ def sweep(n: Numbers, result: dict) -> str:
     """Q6: the best cell against the recipe's cell."""
     if not n.value("SweepCells"):
         return "No sweep cell has predictions in this run."
-    t0, a0 = result["default_cell"]
+    if None in (n.value("SweepRecipeTd"), n.value("SweepBestMacroFoneTd")):
+        raise ValueError("findings: the sweep's best and recipe cells must be numbers in numbers.tex")
     best = (n.value("SweepBestMacroFoneTd"), n.value("SweepBestMacroFoneAlpha"))
+    recipe = (n.value("SweepRecipeTd"), n.value("SweepRecipeAlpha"))
     head = (f"Of {n.ref('SweepCells')} cells, the best macro F1 is {n.ref('SweepBestMacroFone')} at "
             f"$T_d = {n.ref('SweepBestMacroFoneTd')}$, $\\alpha = {n.ref('SweepBestMacroFoneAlpha')}$; the recipe's "
-            f"cell ($T_d = {t0:g}$, $\\alpha = {a0:g}$) ranks {n.ref('SweepDefaultRankMacroFone')}. ")
-    if best == (t0, a0):
+            f"cell ($T_d = {n.ref('SweepRecipeTd')}$, $\\alpha = {n.ref('SweepRecipeAlpha')}$) ranks "
+            f"{n.ref('SweepDefaultRankMacroFone')}. ")
+    if best == recipe:
         verdict = "The recipe's cell is the best."
     elif side(*n.interval("SweepBestMacroFoneDelta")[1:]) == "includes":
         verdict = (f"The best cell's lead over the recipe, {n.ci('SweepBestMacroFoneDelta')}, is not detectable "
@@ -199,20 +208,21 @@ def sweep(n: Numbers, result: dict) -> str:
 
 def coverage(n: Numbers, result: dict) -> str:
     """Q7: accuracy at the headline threshold and the SLA threshold."""
-    kd, base, esc, h = result["headline"], result["baseline"], latex.escape_latex, result["headline_threshold"]
+    kd, base, esc = result["headline"], result["baseline"], latex.escape_latex
     if kd in result["unavailable"] or base in result["unavailable"]:
         return "Selective prediction is not compared in this run (an arm has no predictions)."
     k, b = latex.macro_name(kd), latex.macro_name(base)
-    acc = change_words(n, "CoverageAccuracyDelta", f"accuracy on the examples with confidence $\\geq {h:g}$")
+    at = f"$\\geq {n.ref('CoverageThreshold')}$"
+    acc = change_words(n, "CoverageAccuracyDelta", f"accuracy on the examples with confidence {at}")
     sla = []
     for name, tag in ((base, b), (kd, k)):
         t = n.value(f"SlaThresholdFine{tag}")
         sla.append(f"{esc(name)} never reaches it" if t is None else
                    f"{esc(name)} reaches it from confidence {n.ref(f'SlaThresholdFine{tag}')}")
-    return (f"At confidence $\\geq {h:g}$, {esc(base)} covers {n.ref(f'SelectiveCoverage{b}')} of the examples at "
-            f"accuracy {n.ref(f'SelectiveAccuracy{b}')}, {esc(kd)} covers {n.ref(f'SelectiveCoverage{k}')} at "
+    return (f"At confidence {at}, {esc(base)} covers {n.ref(f'SelectiveCoverage{b}')} of the examples at accuracy "
+            f"{n.ref(f'SelectiveAccuracy{b}')}, {esc(kd)} covers {n.ref(f'SelectiveCoverage{k}')} at "
             f"{n.ref(f'SelectiveAccuracy{k}')}; from {esc(base)} to {esc(kd)}, {acc}. For the "
-            f"{result['sla_accuracy']:.0%} accuracy SLA, ".replace("%", "\\,\\%") + " and ".join(sla) + ".")
+            f"{n.ref('SlaAccuracy')} accuracy SLA, " + " and ".join(sla) + ".")
 
 
 def run_labels(facts: provenance.RunFacts) -> dict[str, str]:
@@ -233,4 +243,4 @@ def published_section(facts: provenance.RunFacts, n: Numbers) -> str:
     return (r"Table~\ref{tab:published_check} sets every number the study published next to this run's value, "
             r"with the output it comes from; " + f"{n.ref('PublishedMatched')} of the {n.ref('PublishedCompared')} "
             r"numbers this run computes are reproduced at the published precision. Per-tier differences use the "
-            r"course's statistic (the median of 1,000 paired resamples)." + "\n\n\\input{tables/published_check.tex}")
+            r"course's statistic (the median of 1,000 paired resamples).\par\input{tables/published_check.tex}")

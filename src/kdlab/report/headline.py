@@ -148,8 +148,11 @@ def derived(results: dict) -> dict:
     sweep, cov = results["sweep"], results["coverage"]
     best = next((r for r in sweep["tables"]["grid"] if r.get("available") and r.get("rank_macro_f1") == 1), None)
     out = _triple("SweepBestMacroFoneDelta", best, "delta_macro_f1")
+    out["SweepRecipeTd"], out["SweepRecipeAlpha"] = (f"{x:g}" for x in sweep["default_cell"])
     if best is not None and best.get("default"):
         out.update(dict.fromkeys(out, 0.0))
+    out["CoverageThreshold"] = f"{cov['headline_threshold']:g}"
+    out["SlaAccuracy"] = latex.percent(cov["sla_accuracy"], 0)
     for metric, tag in (("accuracy", "Accuracy"), ("coverage", "Coverage")):
         rec = next((r for r in cov["tables"].get("deltas", []) if (r["view"], r["system"], r["metric"])
                     == ("full", cov["headline"], metric)), None)

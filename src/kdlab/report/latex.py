@@ -154,7 +154,7 @@ def caption(title: str, *, n: int, fold: str, source: str, demo_note: str = "",
     """Caption text (LaTeX) stating what, on which fold, n, the data source and, when given,
     the bootstrap resamples and seed. ``title``, ``fold``, ``source``, ``demo_note`` and
     ``notes`` are plain text (escaped here); a non-empty ``demo_note`` comes first, in bold."""
-    parts = [rf"\textbf{{{escape_latex(demo_note)}}}"] if demo_note else []
+    parts = [rf"\textbf{{{escape_latex(demo_note)}.}}"] if demo_note else []
     parts.append(f"{escape_latex(title)}, {escape_latex(fold)}, $n = {count(n)}$.")
     if resamples is not None:
         seed_text = f", seed {seed}" if seed is not None else ""
