@@ -127,18 +127,19 @@ def calibration_vs_k(result: dict, note: str):
         for scope in SCOPES:
             pts = sorted((r for r in vals if r["metric"] == m and r["scope"] == scope and r["k"] is not None),
                          key=lambda r: r["k"])
-            shaky = " (unstable)" if m == "ece" and result["ece_unstable"][scope] else ""
             if pts:
                 k, v, lo, hi = (np.array([p[c] for p in pts], float) for c in ("k", "estimate", "low", "high"))
                 ax.errorbar(k, v, yerr=np.clip(np.nan_to_num([v - lo, hi - v]), 0, None), marker="o", capsize=2,
-                            color=palette[scope], label=f"{scope} (n={result['n'][scope]:,}){shaky}")
+                            color=palette[scope], label=f"{scope} (n={result['n'][scope]:,})")
             ref = [r for r in vals if r["metric"] == m and r["scope"] == scope and r["system"] == result["baseline"]]
             if ref and ref[0]["estimate"] is not None:
                 ax.axhline(ref[0]["estimate"], color=palette[scope], ls="--", lw=0.8)
         ax.set_xscale("log")
         if ks:
             ax.set_xticks(ks, [str(k) for k in ks])
-        ax.set(xlabel="k: teacher probabilities the student sees (log)", title=f"{LABEL[m]} (lower is better)")
+        shaky = [t for t, flag in result["ece_unstable"].items() if flag] if m == "ece" else []
+        ax.set(xlabel="k: teacher probabilities the student sees (log)",
+               title=f"{LABEL[m]} (lower is better)" + (f"\nunstable: {', '.join(shaky)}" if shaky else ""))
     figures.shared_legend(fig, axes, title=f"dashed line: {result['baseline']} (no teacher), same colour")
     figures.add_note(fig, note)
     return fig

@@ -29,6 +29,7 @@ BINNED = ("ece", "adaptive_ece", "mce")
 FILE = {"ece": "ece", "adaptive_ece": "ace", "mce": "mce", "smooth_ece": "smece", "brier": "brier", "nll": "nll"}
 SHORT = {"ece": "Ece", "adaptive_ece": "Ace", "mce": "Mce", "smooth_ece": "Smece", "brier": "Brier", "nll": "Nll"}
 BIN_COUNTS = (5, 10, 15, 20, 30, 50, 100)
+LABELLED_BINS = (5, 15, 50, 100)  # tick labels of the ECE-vs-bins figure (15: the course's bins)
 CURVE_RESAMPLES = 1000  # the ECE-vs-bins curve (230 bin columns per system) uses the first 1,000 resamples
 VIEWS = {"full": "full validation split", "eval": "evaluation half of val (T fitted on the calibration half)"}
 SMECE_MIN_BANDWIDTH = 2.0 / 2048  # smooth_ece's smallest σ on its default grid
@@ -162,7 +163,7 @@ def _metric_table(result: dict, out, view: str, m: str) -> None:
     for r in (r for r in rows if r["system"] == names[0]):
         top = f"{r['scope']} (n = {r['n']:,})"
         if r["ece_unstable"] and m in BINNED:
-            heads[top] = latex.escape_latex(top) + r"$^\dagger$"
+            heads[top] = latex.escape_latex(f"{r['scope']} (n = {r['n']:,}; unstable)")
             dec.update({(top, m): 2, (top, "delta"): 2})
         cols += [(top, m), (top, "delta")]
     values = pd.DataFrame(math.nan, index=names + list(missing),
@@ -181,7 +182,7 @@ def _metric_table(result: dict, out, view: str, m: str) -> None:
                      f"{b['loop_resamples']:,} of the {b['resamples']:,} shared resamples"
                      + ("; resamples keep each system's full-sample bandwidth." if m == "smooth_ece" else "."))
     if m in BINNED and any(r["ece_unstable"] for r in rows):
-        notes.append(f"Dagger: fewer than {result['min_tier_examples_per_bin']:g} examples per bin "
+        notes.append(f"Unstable: fewer than {result['min_tier_examples_per_bin']:g} examples per bin "
                      f"({result['ece_bins']} bins): binned estimates there are descriptive, not stable "
                      "(2 decimals).")
     latex.write_table(
@@ -231,7 +232,8 @@ def _bins_figure(result: dict, note: str, palette=None):
             ax.set_title(f"{'full' if view == 'full' else 'eval'}: {scope} (n={r['n']:,})", fontsize="small")
         ax.set(xscale="log", ylim=(0, None), xlabel="equal-width bins" if i == 1 else "",
                ylabel="ECE" if j == 0 else "")
-        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set_xticks(ks, [str(k) if k in LABELLED_BINS else "" for k in ks])  # 10, 15, 20, 30 would overlap
+        ax.minorticks_off()
     figures.shared_legend(fig, axes)
     figures.add_note(fig, note)
     return fig

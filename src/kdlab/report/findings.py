@@ -81,20 +81,20 @@ def tiers(n: Numbers, kd: str, base: str) -> str:
 
 
 def share_words(low: Optional[float], high: Optional[float], full: str, none: str) -> str:
-    """A share interval against 0 and 100 %: ``full`` is what 100 % means, ``none`` what 0 means."""
+    """A clause on a share's interval against 0 and 100 %: ``full`` is what 100 % means, ``none`` what 0 means."""
     if low is None or high is None:
-        return "not available in this run"
+        return "the share is not available in this run"
     if high < 0:
-        return f"below 0: the opposite of {none} (the interval lies below 0)"
+        return f"that is below 0, the opposite of {none} (the interval lies below 0)"
     if low > 1:
-        return f"more than {full} (the interval lies above 100\\,\\%)"
+        return f"that is more than {full} (the interval lies above 100\\,\\%)"
     if high < 1 and low > 0:
-        return f"part of {full}, not all of it (the interval lies between 0 and 100\\,\\%)"
+        return f"that is part of {full}, not all of it (the interval lies between 0 and 100\\,\\%)"
     if high < 1:
-        return f"less than {full}; {none} is not excluded (the interval includes 0)"
+        return f"that is less than {full}, and {none} is not excluded (the interval includes 0)"
     if low > 0:
-        return f"consistent with {full} (the interval includes 100\\,\\%)"
-    return "not determined: the interval includes both 0 and 100\\,\\%"
+        return f"that is consistent with {full} (the interval includes 100\\,\\%)"
+    return "the share is not determined (the interval includes both 0 and 100\\,\\%)"
 
 
 def calibration(n: Numbers, han_guo: dict, kd: str, base: str) -> str:
@@ -114,7 +114,7 @@ def calibration(n: Numbers, han_guo: dict, kd: str, base: str) -> str:
                  f"reproduces is not defined (computed: {n.ref('HanGuoShareEce')}). ")
     else:
         text += (f"(a) The share of distillation's ECE gain that temperature scaling reproduces is "
-                 f"{n.ci('HanGuoShareEce')}: "
+                 f"{n.ci('HanGuoShareEce')}; "
                  + share_words(a["share_low"], a["share_high"], "distillation's whole gain", "any gain") + ". ")
         if a.get("denominator_nonpositive", 0) > 0.025:
             text += "The interval is wide because the KD gain's own resamples reach 0. "
@@ -122,7 +122,7 @@ def calibration(n: Numbers, han_guo: dict, kd: str, base: str) -> str:
         text += f"(b) Han Guo et al.'s quantity is not available: {esc(p.get('reason', 'missing arm'))}."
     else:
         text += (f"(b) Of the teacher's own ECE gain from temperature scaling, the student keeps "
-                 f"{n.ci('HanGuoPaperShareEce')}: "
+                 f"{n.ci('HanGuoPaperShareEce')}; "
                  + share_words(p["share_low"], p["share_high"], "full transfer", "no transfer") + ".")
     return text
 
@@ -162,7 +162,8 @@ def stanton(n: Numbers, result: dict) -> str:
         parts.append(f"{what} goes from {n.ref(f'{b}Overall{tag}')} ({esc(base)}) to {n.ref(f'{k}Overall{tag}')} "
                      f"({esc(kd)}), a change of {n.ci(f'{k}Overall{tag}Delta')} that closes "
                      f"{n.ci(f'{k}Overall{tag}GapClosed')} of the gap: distillation {verdict(change, closed, metric)}")
-    return "; ".join(parts) + "."
+    text = "; ".join(parts) + "."
+    return text[:1].upper() + text[1:]
 
 
 def confound(n: Numbers, result: dict) -> str:
