@@ -80,6 +80,21 @@ def tiers(n: Numbers, kd: str, base: str) -> str:
             + " Calibration: " + "; ".join(ece) + ".")
 
 
+def summary(n: Numbers, han_guo: dict, kd: str, base: str) -> str:
+    """Two sentences for the abstract: the overall macro F1 and ECE changes, and share (a)."""
+    k = latex.macro_name(kd)
+    f1 = change_words(n, f"{k}OverallFoneLift", "overall macro F1")
+    ece = change_words(n, f"{k}OverallEceDelta", "ECE", higher_is_better=False)
+    a = next((r for r in han_guo["tables"]["course_shares"] if r["metric"] == "ece"), {})
+    if a.get("available") and (a.get("denominator") or 0) > 0:
+        share = (f" Temperature scaling of {latex.escape_latex(base)} reproduces {n.ci('HanGuoShareEce')} of "
+                 f"distillation's ECE gain; " + share_words(a["share_low"], a["share_high"], "that gain", "any gain")
+                 + ".")
+    else:
+        share = " Distillation did not lower ECE on the evaluation half, so the course's share is not defined."
+    return f"Distillation ({latex.escape_latex(kd)} against {latex.escape_latex(base)}): {f1}; {ece}." + share
+
+
 def share_words(low: Optional[float], high: Optional[float], full: str, none: str) -> str:
     """A clause on a share's interval against 0 and 100 %: ``full`` is what 100 % means, ``none`` what 0 means."""
     if low is None or high is None:

@@ -77,7 +77,8 @@ def findings_macros(cfg: Config, inp: Inputs, numbers: dict) -> dict[str, str]:
     """Every macro of findings.tex: the findings, the run's labels, the published section, the captions."""
     n, r, facts = findings.Numbers(numbers), inp.results, inp.facts
     kd, base = cfg.headline_arm, cfg.baseline_arm
-    out = {"FindingTiers": findings.tiers(n, kd, base),
+    out = {"FindingSummary": findings.summary(n, r["han_guo"], kd, base),
+           "FindingTiers": findings.tiers(n, kd, base),
            "FindingCalibration": findings.calibration(n, r["han_guo"], kd, base),
            "FindingBusbridge": findings.busbridge(n, r["busbridge"]),
            "FindingStanton": findings.stanton(n, r["stanton"]),
