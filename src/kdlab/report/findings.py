@@ -11,7 +11,7 @@ data and teacher are the study's, are macros of the same file.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from kdlab.report import latex, provenance
 
@@ -159,26 +159,31 @@ def busbridge(n: Numbers, result: dict) -> str:
             f"{n.ci(f'Busbridge{t}EceMinusFull')}, says {verdict}.")
 
 
+def _with_pair(result: dict, missing: str, words: Callable[[str, str, str, str], str]) -> str:
+    """``words(headline arm, baseline arm, their macro names)``, or ``missing`` when either has no predictions."""
+    kd, base = result["headline"], result["baseline"]
+    if kd in result["unavailable"] or base in result["unavailable"]:
+        return missing
+    return words(kd, base, latex.macro_name(kd), latex.macro_name(base))
+
+
 def stanton(n: Numbers, result: dict) -> str:
     """Q4: does distillation close the gap to the teacher? (Stanton et al.'s verdict rule)."""
     from kdlab.analyses.stanton import verdict  # the analysis' rule, one definition
 
-    kd, base, esc = result["headline"], result["baseline"], latex.escape_latex
-    if kd in result["unavailable"] or base in result["unavailable"]:
-        return "Fidelity is not available in this run (an arm has no predictions)."
-    k, b = latex.macro_name(kd), latex.macro_name(base)
-    parts = []
-    for metric, tag, what in (("agreement", "Agreement", "top-1 agreement with the teacher"),
-                              ("kl", "KlToTeacher", "KL(teacher $\\|$ student)")):
-        change = next(r for r in result["tables"]["deltas"] if (r.get("arm"), r.get("scope"), r.get("metric"))
-                      == (kd, "overall", metric))
-        closed = next(r for r in result["tables"]["gap_closed"] if (r.get("arm"), r.get("scope"), r.get("metric"))
-                      == (kd, "overall", metric))
-        parts.append(f"{what} goes from {n.ref(f'{b}Overall{tag}')} ({esc(base)}) to {n.ref(f'{k}Overall{tag}')} "
-                     f"({esc(kd)}), a change of {n.ci(f'{k}Overall{tag}Delta')} that closes "
-                     f"{n.ci(f'{k}Overall{tag}GapClosed')} of the gap: distillation {verdict(change, closed, metric)}")
-    text = "; ".join(parts) + "."
-    return text[:1].upper() + text[1:]
+    def words(kd: str, base: str, k: str, b: str) -> str:
+        esc, parts = latex.escape_latex, []
+        for metric, tag, what in (("agreement", "Agreement", "top-1 agreement with the teacher"),
+                                  ("kl", "KlToTeacher", "KL(teacher $\\|$ student)")):
+            change, closed = (next(r for r in result["tables"][table] if (r.get("arm"), r.get("scope"), r.get("metric"))
+                                   == (kd, "overall", metric)) for table in ("deltas", "gap_closed"))
+            parts.append(f"{what} goes from {n.ref(f'{b}Overall{tag}')} ({esc(base)}) to {n.ref(f'{k}Overall{tag}')} "
+                         f"({esc(kd)}), a change of {n.ci(f'{k}Overall{tag}Delta')} that closes "
+                         f"{n.ci(f'{k}Overall{tag}GapClosed')} of the gap: distillation "
+                         f"{verdict(change, closed, metric)}")
+        text = "; ".join(parts) + "."
+        return text[:1].upper() + text[1:]
+    return _with_pair(result, "Fidelity is not available in this run (an arm has no predictions).", words)
 
 
 def confound(n: Numbers, result: dict) -> str:
@@ -224,21 +229,17 @@ def sweep(n: Numbers, result: dict) -> str:
 
 def coverage(n: Numbers, result: dict) -> str:
     """Q7: accuracy at the headline threshold and the SLA threshold."""
-    kd, base, esc = result["headline"], result["baseline"], latex.escape_latex
-    if kd in result["unavailable"] or base in result["unavailable"]:
-        return "Selective prediction is not compared in this run (an arm has no predictions)."
-    k, b = latex.macro_name(kd), latex.macro_name(base)
-    at = f"$\\geq {n.ref('CoverageThreshold')}$"
-    acc = change_words(n, "CoverageAccuracyDelta", f"accuracy on the examples with confidence {at}")
-    sla = []
-    for name, tag in ((base, b), (kd, k)):
-        t = n.value(f"SlaThresholdFine{tag}")
-        sla.append(f"{esc(name)} never reaches it" if t is None else
-                   f"{esc(name)} reaches it from confidence {n.ref(f'SlaThresholdFine{tag}')}")
-    return (f"At confidence {at}, {esc(base)} covers {n.ref(f'SelectiveCoverage{b}')} of the examples at accuracy "
-            f"{n.ref(f'SelectiveAccuracy{b}')}, {esc(kd)} covers {n.ref(f'SelectiveCoverage{k}')} at "
-            f"{n.ref(f'SelectiveAccuracy{k}')}; from {esc(base)} to {esc(kd)}, {acc}. For the "
-            f"{n.ref('SlaAccuracy')} accuracy SLA, " + " and ".join(sla) + ".")
+    def words(kd: str, base: str, k: str, b: str) -> str:
+        esc, at = latex.escape_latex, f"$\\geq {n.ref('CoverageThreshold')}$"
+        acc = change_words(n, "CoverageAccuracyDelta", f"accuracy on the examples with confidence {at}")
+        sla = [f"{esc(name)} never reaches it" if n.value(f"SlaThresholdFine{tag}") is None else
+               f"{esc(name)} reaches it from confidence {n.ref(f'SlaThresholdFine{tag}')}"
+               for name, tag in ((base, b), (kd, k))]
+        return (f"At confidence {at}, {esc(base)} covers {n.ref(f'SelectiveCoverage{b}')} of the examples at "
+                f"accuracy {n.ref(f'SelectiveAccuracy{b}')}, {esc(kd)} covers {n.ref(f'SelectiveCoverage{k}')} at "
+                f"{n.ref(f'SelectiveAccuracy{k}')}; from {esc(base)} to {esc(kd)}, {acc}. For the "
+                f"{n.ref('SlaAccuracy')} accuracy SLA, " + " and ".join(sla) + ".")
+    return _with_pair(result, "Selective prediction is not compared in this run (an arm has no predictions).", words)
 
 
 def run_labels(facts: provenance.RunFacts) -> dict[str, str]:
