@@ -82,7 +82,7 @@ def render(result: dict, out) -> None:
     """reports/tables/confound_lifts.tex (lifts and ratio) and confound_fone.tex (macro F1 per student)."""
     roles, gone = result["roles"], result["unavailable"]
     names = ROW
-    shaky = sorted({r["scope"] for r in result["tables"]["lifts"] if r.get("unstable")})
+    shaky = sorted({r["scope"] for r in result["tables"]["lifts"] if r.get("unstable")}, key=SCOPES.index)
     rows = [{**r, "row": names[r["quantity"]]} for r in result["tables"]["lifts"] if r.get("quantity")]
     why = "not computed: " + "; ".join(f"{a} {reason}" for a, reason in gone.items())
     lacking = {names[q]: why for q in QUANTITIES if not any(r["quantity"] == q for r in rows)}
