@@ -7,7 +7,7 @@ import dataclasses
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class Out:
     figures: Path
     profile_note: str = "DEMO: synthetic data, tiny models - not the study's numbers"
     source: str = "in-memory test fixture"
+    palette: dict = field(default_factory=dict)  # the report's palette map (empty: default colours)
 
 
 @pytest.fixture(scope="module")
@@ -232,8 +233,9 @@ def test_render_writes_valid_files(results_missing, tmp_path):
             assert re.search(r"\d+ resamples, seed 42", tex.replace("{,}", ",")), path.name
     assert all(REASON in (out.tables / f).read_text() for f in ("han_guo_paper_shares.tex", "sweep_grid.tex"))
     assert "137" in (out.tables / "han_guo_course_shares.tex").read_text()
-    for stem in ("teacher_diag_support_f1", "calibration_suite_reliability", "calibration_suite_ece_bins",
-                 "coverage_curves", "sweep_heatmaps"):
+    # the eval-half reliability diagrams are drawn once, by the report stage (reports/figures/reliability)
+    assert not (out.figures / "calibration_suite_reliability.pdf").exists()
+    for stem in ("teacher_diag_support_f1", "calibration_suite_ece_bins", "coverage_curves", "sweep_heatmaps"):
         assert (out.figures / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
         assert (out.figures / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

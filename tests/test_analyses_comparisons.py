@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ class Out:
     figures: Path
     profile_note: str = "DEMO: synthetic data, tiny models \u2014 not the study's numbers"
     source: str = "fixture"
+    palette: dict = field(default_factory=dict)  # the report\'s palette map (empty: default colours)
 
 
 @pytest.fixture(scope="module")
@@ -250,4 +251,4 @@ def test_render_writes_valid_tables_and_figures(rendered, results):
     for stem in ("tiers_deltas", "stanton_js", "busbridge_calibration_vs_k"):
         assert (rendered.figures / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
         assert (rendered.figures / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "omitted (top1_kd: not published (train mode))" in tiers.figure_note(results["tiers"], rendered)
+    assert "not shown: top1_kd (not published (train mode))" in tiers.figure_note(results["tiers"], rendered)

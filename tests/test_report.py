@@ -1,5 +1,6 @@
-"""The report toolkit: booktabs tables, numbers.tex macros, figures, and the `report` stage
-on a small synthetic pipeline layout built in tmp_path (no training)."""
+"""The report toolkit: booktabs tables (LaTeX, CSV, Markdown), numbers.tex macros, the palette map,
+figures, and the stage's process pool. The stage end to end, on a layout built from the in-memory
+study fixture, is tested in tests/test_paper.py."""
 
 from __future__ import annotations
 
@@ -11,17 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from PIL import Image
 
-from kdlab import analyses, calibration, io, metrics
-from kdlab.config import TIERS, config_from_mapping
-from kdlab.paths import Layout
-from kdlab.predictions import Predictions, save_predictions
-from kdlab.report import figures, latex, reproduction
-from kdlab.stages import report, study
+from kdlab import analyses, metrics
+from kdlab.config import TIERS
+from kdlab.report import export, figures, latex, palette
+from kdlab.stages import report
 
-REPO = Path(__file__).resolve().parents[1]
 NASTY = "Credit card protection / Debt protection & 100%_"
+DEMO = "DEMO: synthetic data, tiny models \u2014 not the study's numbers"
 
 
 # --------------------------------------------------------------------------- #
@@ -80,7 +79,7 @@ def test_unavailable_row_spans_the_metric_columns():
 
 def test_table_structure_is_valid_latex():
     tex = latex.render_table(frame(), label="tab:tier", unavailable={"td16": "n/a_1"}, caption_tex=latex.caption(
-        "Per tier", n=6430, fold="full val", source="x_y & z", demo_note=report.DEMO_NOTE, resamples=1000, seed=42))
+        "Per tier", n=6430, fold="full val", source="x_y & z", demo_note=DEMO, resamples=1000, seed=42))
     assert latex.braces_balanced(tex)
     lines = tex.splitlines()
     order = [r"\begin{table}[htbp]", r"\begin{tabular}{lrrrr}", r"\toprule", r"\midrule", r"\bottomrule",
@@ -89,7 +88,7 @@ def test_table_structure_is_valid_latex():
     assert r"\label{tab:tier}" in tex and r"\cmidrule(lr){2-3} \cmidrule(lr){4-5}" in tex
     cap = re.search(r"\\caption\{(.*)\}\n", tex).group(1)
     assert "$n = 6{,}430$" in cap and "1{,}000 resamples, seed 42" in cap and r"x\_y \& z" in cap
-    assert cap.startswith(r"\textbf{DEMO: synthetic data, tiny models --- not the study's numbers}")
+    assert cap.startswith(r"\textbf{DEMO: synthetic data, tiny models --- not the study's numbers.}")
     for row in lines[lines.index(r"\midrule") + 1:lines.index(r"\bottomrule")]:  # 5 columns per row
         assert row.endswith(r"\\")
         spans = sum(int(n) - 1 for n in re.findall(r"\\multicolumn\{(\d+)\}", row))
@@ -106,6 +105,68 @@ def test_table_compiles_standalone_with_booktabs(tmp_path):
     result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_symbols_are_set_in_math_mode():
+    text = latex.escape_latex("KL(teacher || student) <= 1, a < b > c | d \u2265 \u03b1 \u00d7 2")
+    assert text == (r"KL(teacher $\|$ student) $\leq$ 1, a $<$ b $>$ c $|$ d $\geq$ $\alpha$ $\times$ 2")
+    assert not re.search(r"[<>|]", re.sub(r"\$[^$]*\$", "", text))
+
+
+def test_an_interval_that_excludes_its_estimate_is_marked_and_explained():
+    v = pd.DataFrame({"ece": [0.023, 0.05], "macro_f1": [0.3, 0.31]}, index=["teacher", "kd"])
+    low, high = v.copy(), v.copy()
+    low.loc["teacher", "ece"], high.loc["teacher", "ece"] = 0.024, 0.053  # the issue's teacher ECE
+    low.loc["kd"], high.loc["kd"] = [0.04, 0.29], [0.06, 0.33]
+    tex = latex.render_table(v, low=low, high=high, caption_tex="c", label="t", best_among=[])
+    assert r"0.023 [0.024, 0.053]$^\dagger$" in tex and tex.count(r"$^\dagger$") == 2  # cell and caption
+    assert "Binned ECE is a biased estimator" in tex and "Macro F1 of one system" not in tex
+    plain = latex.render_table(v.loc[["kd"]], low=low.loc[["kd"]], high=high.loc[["kd"]], caption_tex="c", label="t")
+    assert "dagger" not in plain
+
+
+def test_stacked_cells_groups_and_row_overrides():
+    v = pd.DataFrame({"ece": [0.1, 0.02, 1.371]}, index=["a", "b", "share (%)"])
+    tex = latex.render_table(v, low=v - 0.01, high=v + 0.01, caption_tex="c", label="t", stack=True,
+                             groups={"share (%)": "Shares"}, row_decimals={"share (%)": 1}, row_signed={"b": True})
+    assert r"\begin{tabular}[t]{@{}r@{}}\textbf{+0.020}\\{\scriptsize [+0.010, +0.030]}\end{tabular}" in tex
+    assert r"\midrule" + "\n" + r"\multicolumn{2}{l}{\emph{Shares}} \\" in tex and "1.4" in tex
+    assert r"\textbf{+0.020}" in tex and r"\textbf{1.4}" not in tex  # lower ECE is better; overridden rows never compete
+    assert r"\setlength{\tabcolsep}{4pt}" in tex and latex.braces_balanced(tex)
+
+
+def test_write_table_writes_csv_and_markdown_next_to_the_tex(tmp_path):
+    v = frame()
+    latex.write_table(tmp_path / "t.tex", v, low=v - 0.01, high=v + 0.01, unavailable={"td16": "not published"},
+                      best_among=["kd", NASTY], label="tab:t", caption_tex=latex.caption("Title", n=5, fold="f",
+                                                                                          source=NASTY))
+    csv = pd.read_csv(tmp_path / "t.csv")
+    assert list(csv.columns)[:4] == ["row", "overall macro_f1", "overall macro_f1 low", "overall macro_f1 high"]
+    assert csv.loc[csv["row"] == "kd", "overall macro_f1"].item() == pytest.approx(0.279)
+    assert csv.loc[csv["row"] == "td16", "note"].item() == "not published"
+    md = (tmp_path / "t.md").read_text().splitlines()
+    assert md[0].startswith("|") and md[1].startswith("|---") and "---:|" in md[1]
+    (kd_row,) = [ln for ln in md if ln.startswith("| kd ")]
+    assert "**0.279** [0.269, 0.289]" in kd_row and "\\" not in kd_row
+    assert any(ln.startswith("| td16") and "*not published*" in ln for ln in md)
+    assert f"Data: {NASTY}." in md[-1]  # the caption, as plain text
+
+
+def test_plain_text_of_latex():
+    assert export.plain(r"\textbf{0.2} [\ensuremath{-}0.1, 6{,}430] $\geq 0.7$ 95\,\% x\_y") == \
+        "**0.2** [-0.1, 6,430] ≥ 0.7 95 % x_y"
+    assert export.plain(latex.cell(0.5, 3, 0.4, 0.6, stack=True)) == "0.500 [0.400, 0.600]"
+
+
+def test_palette_one_colour_per_system_and_lighter_when_scaled():
+    pal = palette.system_palette(["vanilla", "kd", "td1", "top1_kd"], "vanilla", "kd", featured=["top1_kd"])
+    assert pal == palette.system_palette(["vanilla", "kd", "td1", "top1_kd"], "vanilla", "kd", featured=["top1_kd"])
+    assert pal["vanilla"] == palette.SYSTEM_COLORS[0] and pal["kd"] == palette.SYSTEM_COLORS[1]
+    assert pal["top1_kd"] == palette.SYSTEM_COLORS[2] and pal["td1"] == palette.SYSTEM_COLORS[3]
+    assert len({pal[s] for s in ("teacher", "teacher_raw", "vanilla", "kd", "td1", "top1_kd")}) == 6
+    assert pal["vanilla + T"] == palette.lighter(pal["vanilla"]) != pal["vanilla"]
+    assert palette.color(pal, "new + T") == "#999999" and palette.color(pal, "kd + T") == pal["kd + T"]
+    assert not set(palette.TIER_COLORS.values()) & set(pal.values())
 
 
 def test_braces_balanced():
@@ -139,6 +200,16 @@ def assert_figure_files(stem: Path):
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 1000
 
 
+def test_figures_are_16_by_9_at_200_dpi_and_notes_wrap(tmp_path):
+    figures.set_style()
+    fig = figures.long_tail([50, 3, 20, 20, 1], ["head", "tail", "mid", "mid", "tail"], note="x " * 200)
+    (title,) = [t for t in [fig._suptitle] if t is not None]
+    assert max(len(line) for line in title.get_text().splitlines()) < 140
+    figures.save_figure(fig, tmp_path / "tail")
+    with Image.open(tmp_path / "tail.png") as im:
+        assert im.size == (1440, 810) and round(im.info["dpi"][0]) == 200
+
+
 def test_figures_are_written_and_byte_stable(tmp_path):
     figures.set_style()
     rows = [{"system": s, "tier": t, "metric": m, "value": v, "low": v - 0.02, "high": v + 0.02}
@@ -161,130 +232,8 @@ def test_figures_are_written_and_byte_stable(tmp_path):
 
 
 # --------------------------------------------------------------------------- #
-# The stage on a synthetic layout
+# The stage's process pool
 # --------------------------------------------------------------------------- #
-LABELS = ["Alpha", NASTY, "Gamma", "Delta", "Epsilon", "Zeta"]
-CLASS_TIERS = ["head", "head", "mid", "mid", "tail", "tail"]
-TRAIN_COUNTS = [50, 40, 20, 15, 5, 3]
-
-
-def fake_predictions(rng, labels, tiers, skill):
-    logits = rng.normal(size=(len(labels), len(LABELS))) + skill * np.eye(len(LABELS))[labels]
-    return Predictions.from_logits(np.arange(len(labels)), logits, labels, tiers)
-
-
-def build_layout(root: Path, params_raw: dict, unavailable: tuple[str, ...] = ()) -> tuple:
-    """params.yaml (demo, arms vanilla, kd, td1_a09) and every input of the report stage."""
-    raw = {**params_raw, "profile": "demo"}
-    raw["arms"] = {"vanilla": raw["arms"]["vanilla"], "kd": raw["arms"]["kd"],
-                   "td1_a09": {"loss": "kd", "kd_temperature": 1.0, "alpha": 0.9}}
-    raw["sweep"] = {"kd_temperature": [8], "alpha": [0.7]}  # one cell: sweep@8-0.7
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    cfg, layout = config_from_mapping(raw, "params.yaml"), Layout(root)
-    study.run(cfg, layout, None)  # results/study.json, which the stage's entry point checks
-    rng = np.random.default_rng(0)
-    labels = rng.choice(len(LABELS), size=120, p=np.array(TRAIN_COUNTS) / sum(TRAIN_COUNTS))
-    class_tiers = np.array([TIERS.index(t) for t in CLASS_TIERS])
-    tiers = class_tiers[labels]
-    io.write_json(layout.data_card, {
-        "n_classes": len(LABELS), "labels": LABELS, "class_tiers": CLASS_TIERS, "train_class_counts": TRAIN_COUNTS,
-        "tier_classes": {t: CLASS_TIERS.count(t) for t in TIERS}, "split_sizes": {"train": 133, "val": 120},
-        "source": "synthetic", "profile": "demo"})
-    teacher = fake_predictions(rng, labels, tiers, 3.0)
-    io.save_npz(layout.teacher_val_final, logits=teacher.logits, labels=labels, tiers=tiers)
-    io.write_json(layout.teacher_card, {"source": "trained", "temperature": 1.2538})
-    ev = cfg.evaluation
-    cal_idx, eval_idx = calibration.calibration_fold(len(labels), ev.calibration_fold_seed, ev.calibration_fold_size)
-
-    def views(pred, temperature=None):
-        def summary(p, t=1.0):
-            return metrics.summarize(p.probs(t), p.labels, p.preds, p.tiers, class_tiers, ev.ece_bins)
-        half = pred.subset(eval_idx)
-        out = {"full_val": summary(pred), "eval_half": summary(half)}
-        return out if temperature is None else {**out, "eval_half_ts": summary(half, temperature),
-                                                "temperature": temperature}
-
-    evaluate = {"profile": "demo", "n_val": len(labels), "eval_half_size": len(eval_idx),
-                "teacher": views(teacher), "teacher_raw": views(teacher, 1.1), "arms": {}}
-    cal = {"fold": {"seed": ev.calibration_fold_seed, "n": len(labels), "cal_size": len(cal_idx),
-                    "eval_size": len(eval_idx)}, "teacher_raw": {"temperature": 1.1, "converged": True}, "arms": {}}
-    for i, arm in enumerate(cfg.arm_names):
-        if arm in unavailable:
-            reason = {"available": False, "reason": "not published (train mode)"}
-            io.write_json(layout.arm_card(arm), reason)
-            evaluate["arms"][arm], cal["arms"][arm] = reason, reason
-            continue
-        pred = fake_predictions(rng, labels, tiers, 1.5 + 0.5 * i)
-        save_predictions(layout.predictions(arm), pred)
-        io.write_json(layout.arm_card(arm), {"available": True})
-        temperature = 1.3 + 0.1 * i
-        evaluate["arms"][arm] = {"available": True, **views(pred, temperature)}
-        cal["arms"][arm] = {"temperature": temperature, "converged": True}
-    io.write_json(layout.metrics / "evaluate.json", evaluate)
-    io.write_json(layout.results / "calibration.json", cal)
-    return cfg, layout, evaluate
-
-
-OUTPUTS = ["tables/tier_f1_ece.tex", "tables/calibration_eval_half.tex", "tables/published_check.tex",
-           "numbers.tex"] + [
-    f"figures/{stem}.{ext}" for stem in ("tier_f1_ece", "reliability", "long_tail") for ext in ("pdf", "png")]
-
-
-def macros(path: Path) -> dict[str, str]:
-    return dict(re.findall(r"\\newcommand\{\\(kd[A-Za-z]+)\}\{(.*)\}$", path.read_text(), flags=re.M))
-
-
-def without_analyses(patch) -> None:
-    """The report stage without the analyses' tables, figures and numbers (those are tested in
-    tests/test_analyses_*.py and, end to end, in test_e2e.py)."""
-    patch.setattr(report, "RENDER_ORDER", [])
-    patch.setattr(report, "analysis_numbers", lambda layout, taken: {})
-
-
-def test_stage_writes_every_output(tmp_path, params_raw, monkeypatch):
-    _, _, evaluate = build_layout(tmp_path, params_raw)
-    monkeypatch.chdir(tmp_path)
-    without_analyses(monkeypatch)
-    assert report.main([]) == 0
-    for rel in OUTPUTS:
-        assert (tmp_path / "reports" / rel).stat().st_size > 0, rel
-    m = macros(tmp_path / "reports" / "numbers.tex")
-    arms = evaluate["arms"]
-    assert m["kdKdMacroFone"] == f"{arms['kd']['full_val']['overall']['macro_f1']:.3f}"
-    assert m["kdVanillaTemperature"] == f"{arms['vanilla']['temperature']:.3f}"
-    lift = arms["kd"]["full_val"]["overall"]["macro_f1"] - arms["vanilla"]["full_val"]["overall"]["macro_f1"]
-    assert m["kdKdMacroFoneLift"] == latex.fixed(lift, 3, sign=True)
-    assert m["kdDemoNote"].startswith(r"\textbf{DEMO") and "kdTdOneAZeroNineMacroFone" in m
-    # the published-numbers check: the evaluate.json rows are compared, the analyses' files are absent here
-    listed = len(reproduction.load_reference())
-    assert m["kdPublishedListed"] == str(listed) and int(m["kdPublishedCompared"]) >= 8
-    check_tex = (tmp_path / "reports/tables/published_check.tex").read_text()
-    assert "results/tiers.json not found" in check_tex and "Synthetic data: nothing here is expected" in check_tex
-    cfg = config_from_mapping(yaml.safe_load((tmp_path / "params.yaml").read_text()))
-    assert report.figure_note(cfg, report.Inputs.read(Layout(tmp_path)), "val", 3).startswith(report.DEMO_NOTE)
-    tier_tex = (tmp_path / "reports/tables/tier_f1_ece.tex").read_text()
-    assert latex.escape_latex(report.DEMO_NOTE) in tier_tex and "$n = 120$" in tier_tex
-    assert [ln.split(" &")[0] for ln in tier_tex.splitlines() if ln.endswith(r"\\")][2:] == [
-        "teacher", "vanilla", "kd", "td1\\_a09", "sweep@8-0.7"]
-
-
-@pytest.fixture(scope="module")
-def audit_run(tmp_path_factory):
-    """The stage run once on a layout whose arm td1_a09 is unavailable (shared by the tests below)."""
-    params_raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    cfg, layout, _ = build_layout(tmp_path_factory.mktemp("audit"), params_raw, unavailable=("td1_a09",))
-    with pytest.MonkeyPatch.context() as patch:
-        without_analyses(patch)
-        report.run(cfg, layout)
-    return layout
-
-
-def test_stage_marks_unavailable_arms(audit_run):
-    tier_tex = (audit_run.tables / "tier_f1_ece.tex").read_text()
-    assert r"td1\_a09 & \multicolumn{8}{c}{\emph{not published (train mode)}} \\" in tier_tex
-    assert macros(audit_run.reports / "numbers.tex")["kdTdOneAZeroNineMacroFone"] == "--"
-
-
 def _write_square(path: Path, x: int) -> None:
     if x < 0:
         raise ValueError(f"negative: {x}")

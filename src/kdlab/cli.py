@@ -2,6 +2,7 @@
 
     kdlab student-notebook SRC [-o DEST]   the student version of a course notebook
     kdlab pin [--dry-run]                  pin the Hub artifacts of conf/ (commits, sha256)
+    kdlab results [TABLE] [--root DIR]     print a table of the report (default: the headline one)
 
 Each subcommand is one ``add_<name>(subparsers)`` function that registers its
 parser and sets ``func``; add new ones to ``COMMANDS``. User errors print one
@@ -74,7 +75,38 @@ def add_student_notebook(sub) -> None:
     p.set_defaults(func=student_notebook_command)
 
 
-COMMANDS: tuple[Callable[[object], None], ...] = (add_student_notebook, add_pin)
+# --------------------------------------------------------------------------- #
+# results
+# --------------------------------------------------------------------------- #
+HEADLINE_TABLE = "paper_tiers"  # what distillation changes per tier, with paired-bootstrap intervals
+
+
+def results_command(args: argparse.Namespace) -> int:
+    """Print reports/tables/<TABLE>.md: the table as the paper shows it, then its caption."""
+    from kdlab.paths import Layout
+
+    tables = Layout(Path(args.root)).tables
+    path = tables / f"{args.table}.md"
+    if not path.is_file():
+        known = sorted(p.stem for p in tables.glob("*.md"))
+        hint = f"one of {known}" if known else "none yet: run `dvc repro report` first"
+        raise CliError(f"{path}: not found; expected a table written by the report stage ({hint})")
+    print(path.read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def add_results(sub) -> None:
+    p = sub.add_parser(
+        "results", help="print a table of the report in the terminal (default: the headline table)",
+        description="Print a table the report stage wrote (reports/tables/<TABLE>.md): cells as in the paper, "
+                    "estimates with their paired-bootstrap intervals, then the caption with the run's labels.")
+    p.add_argument("table", nargs="?", default=HEADLINE_TABLE, metavar="TABLE",
+                   help=f"table name without extension (default {HEADLINE_TABLE}; e.g. paper_calibration)")
+    p.add_argument("--root", default=".", help="repository root holding reports/ (default: the current folder)")
+    p.set_defaults(func=results_command)
+
+
+COMMANDS: tuple[Callable[[object], None], ...] = (add_student_notebook, add_results, add_pin)
 
 
 # --------------------------------------------------------------------------- #

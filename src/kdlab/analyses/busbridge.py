@@ -77,7 +77,8 @@ def compute(study: Study) -> dict:
     return result
 
 
-def _label(result: dict):
+def row_label(result: dict):
+    """arm -> its row label: ``top1_kd (k=1)``, ``kd (k=113, full)``, ``vanilla (no teacher)``."""
     k_of, kd = {r["arm"]: r["k"] for r in result["ladder"]}, result["headline"]
     full = max(k_of.values(), default=None)
 
@@ -97,7 +98,7 @@ def shaky_rows(result: dict) -> list[str]:
 def render(result: dict, out) -> None:
     """reports/tables/busbridge_{ece,nll,js,vs_full}.tex, reports/figures/busbridge_calibration_vs_k.{pdf,png}."""
     from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
-    label, gone, kd = _label(result), result["unavailable"], result["headline"]
+    label, gone, kd = row_label(result), result["unavailable"], result["headline"]
     for m in METRICS:
         scope_table(out.tables / f"busbridge_{m}.tex", result["tables"]["values"], m, "system", result, out,
                     title=f"{LABEL[m]} by how much of the teacher's distribution the student sees (k)",
@@ -110,7 +111,7 @@ def render(result: dict, out) -> None:
                 unavailable={label(a): why for a, why in gone.items() if a != result["baseline"]},
                 notes=[PUBLISHED, *shaky_rows(result)])
     figures.set_style()
-    fig = calibration_vs_k(result, figure_note(result, out))
+    fig = calibration_vs_k(result, figure_note(result, out))  # lines are tiers: the tier colours
     figures.save_figure(fig, out.figures / "busbridge_calibration_vs_k")
 
 
@@ -118,27 +119,27 @@ def calibration_vs_k(result: dict, note: str):
     """ECE and NLL against k (log axis), one line per scope with interval bars; the
     baseline (no teacher) as a dashed line of the same colour."""
     from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
-    palette = figures.colors(list(SCOPES))
-    fig, axes = figures.plt.subplots(1, 2, figsize=(9.0, 3.6), squeeze=False)
+    palette = {s: figures.colours.tier_color(s) for s in SCOPES}
+    fig, axes = figures.subplots(1, 2, squeeze=False)
     vals = [r for r in result["tables"]["values"] if r.get("metric")]
     ks = sorted({r["k"] for r in vals if r["k"] is not None})
     for ax, m in zip(axes[0], ("ece", "nll")):
         for scope in SCOPES:
             pts = sorted((r for r in vals if r["metric"] == m and r["scope"] == scope and r["k"] is not None),
                          key=lambda r: r["k"])
-            shaky = " (unstable)" if m == "ece" and result["ece_unstable"][scope] else ""
             if pts:
                 k, v, lo, hi = (np.array([p[c] for p in pts], float) for c in ("k", "estimate", "low", "high"))
                 ax.errorbar(k, v, yerr=np.clip(np.nan_to_num([v - lo, hi - v]), 0, None), marker="o", capsize=2,
-                            color=palette[scope], label=f"{scope} (n={result['n'][scope]:,}){shaky}")
+                            color=palette[scope], label=f"{scope} (n={result['n'][scope]:,})")
             ref = [r for r in vals if r["metric"] == m and r["scope"] == scope and r["system"] == result["baseline"]]
             if ref and ref[0]["estimate"] is not None:
                 ax.axhline(ref[0]["estimate"], color=palette[scope], ls="--", lw=0.8)
         ax.set_xscale("log")
         if ks:
             ax.set_xticks(ks, [str(k) for k in ks])
-        ax.set(xlabel="k: teacher probabilities the student sees (log)", title=f"{LABEL[m]} (lower is better)")
-    axes[0][0].legend(fontsize="x-small", title=f"dashed: {result['baseline']} (no teacher)",
-                      title_fontsize="x-small")
-    fig.suptitle(note, fontsize="small")
+        shaky = [t for t, flag in result["ece_unstable"].items() if flag] if m == "ece" else []
+        ax.set(xlabel="k: teacher probabilities the student sees (log)",
+               title=f"{LABEL[m]} (lower is better)" + (f"\nunstable: {', '.join(shaky)}" if shaky else ""))
+    figures.shared_legend(fig, axes, title=f"dashed line: {result['baseline']} (no teacher), same colour")
+    figures.add_note(fig, note)
     return fig

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kdlab import metrics, stats
-from kdlab.analyses.common import (boot_record, clean, dash, eval_fold, flat, frames, note_text, outside_note,
+from kdlab.analyses.common import (boot_record, clean, dash, eval_fold, flat, frames, note_text, omitted_note,
                                    resample_many, unstable)
 from kdlab.analyses.context import SCOPES, Study
 from kdlab.config import TIERS
@@ -29,6 +29,7 @@ BINNED = ("ece", "adaptive_ece", "mce")
 FILE = {"ece": "ece", "adaptive_ece": "ace", "mce": "mce", "smooth_ece": "smece", "brier": "brier", "nll": "nll"}
 SHORT = {"ece": "Ece", "adaptive_ece": "Ace", "mce": "Mce", "smooth_ece": "Smece", "brier": "Brier", "nll": "Nll"}
 BIN_COUNTS = (5, 10, 15, 20, 30, 50, 100)
+LABELLED_BINS = (5, 15, 50, 100)  # tick labels of the ECE-vs-bins figure (15: the course's bins)
 CURVE_RESAMPLES = 1000  # the ECE-vs-bins curve (230 bin columns per system) uses the first 1,000 resamples
 VIEWS = {"full": "full validation split", "eval": "evaluation half of val (T fitted on the calibration half)"}
 SMECE_MIN_BANDWIDTH = 2.0 / 2048  # smooth_ece's smallest σ on its default grid
@@ -127,7 +128,8 @@ def compute(study: Study) -> dict:
 
 def render(result: dict, out) -> None:
     """reports/tables/calibration_suite_{full,eval}_{ece,ace,mce,smece,brier,nll,ece_bins}.tex;
-    reports/figures/calibration_suite_{reliability,ece_bins}.{pdf,png}."""
+    reports/figures/calibration_suite_ece_bins.{pdf,png}. The eval-half reliability bins
+    (``result["reliability"]``) are drawn once, by the report stage (reports/figures/reliability)."""
     from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
     b = result["bootstrap"]
     for view in VIEWS:
@@ -148,15 +150,8 @@ def render(result: dict, out) -> None:
                        f"{b['curve_resamples']:,} of {b['resamples']:,} resamples, seed {b['seed']}) are in "
                        "results/calibration_suite.json and shaded in the figure."]))
     figures.set_style()
-    omitted = [f"{arm} ({why})" for arm, why in result["unavailable"].items()]
-    tail = [f"omitted: {'; '.join(omitted)}"] if omitted else []
-    panels = [(f"{r['system']}\nECE {latex.fixed(r['ece'], 3)}",
-               {k: np.asarray(r[k], dtype=float) for k in ("edges", "count", "accuracy", "confidence")})
-              for r in result["reliability"]]
-    fig = figures.reliability_grid(panels, note=note_text(out, "evaluation half of val", result["n_eval"], tail))
-    figures.save_figure(fig, out.figures / "calibration_suite_reliability")
-    figures.save_figure(_bins_figure(result, note_text(out, "full val and eval half", result["n"], tail)),
-                        out.figures / "calibration_suite_ece_bins")
+    note = note_text(out, "full val and eval half", result["n"], omitted_note(result["unavailable"]))
+    figures.save_figure(_bins_figure(result, note, out.palette), out.figures / "calibration_suite_ece_bins")
 
 
 def _metric_table(result: dict, out, view: str, m: str) -> None:
@@ -164,18 +159,18 @@ def _metric_table(result: dict, out, view: str, m: str) -> None:
     b, base = result["bootstrap"], result["baseline"]
     rows = [r for r in result["tables"]["suite"] if r["view"] == view]
     names, missing = list(dict.fromkeys(r["system"] for r in rows)), _missing(result, view)
-    heads, dec, cols = {**latex.METRIC_LABELS, "delta": r"$\Delta$ [95\,\% CI]"}, {}, []
+    heads, dec, cols = {**latex.METRIC_LABELS, "delta": r"$\Delta$"}, {}, []
     for r in (r for r in rows if r["system"] == names[0]):
-        top = f"{r['scope']}, n = {r['n']}"
+        top = f"{r['scope']} (n = {r['n']:,})"
         if r["ece_unstable"] and m in BINNED:
-            heads[top] = latex.escape_latex(top) + r"$^\dagger$"
+            heads[top] = latex.escape_latex(f"{r['scope']} (n = {r['n']:,}; unstable)")
             dec.update({(top, m): 2, (top, "delta"): 2})
         cols += [(top, m), (top, "delta")]
     values = pd.DataFrame(math.nan, index=names + list(missing),
                           columns=pd.MultiIndex.from_tuples(cols) if cols else [m])
     low, high = values.copy(), values.copy()
     for r in rows:
-        top = f"{r['scope']}, n = {r['n']}"
+        top = f"{r['scope']} (n = {r['n']:,})"
         values.at[r["system"], (top, m)] = _num(r.get(m))
         for frame, suffix in ((values, ""), (low, "_low"), (high, "_high")):
             frame.at[r["system"], (top, "delta")] = _num(r.get(f"delta_{m}{suffix}"))
@@ -187,13 +182,12 @@ def _metric_table(result: dict, out, view: str, m: str) -> None:
                      f"{b['loop_resamples']:,} of the {b['resamples']:,} shared resamples"
                      + ("; resamples keep each system's full-sample bandwidth." if m == "smooth_ece" else "."))
     if m in BINNED and any(r["ece_unstable"] for r in rows):
-        notes.append(f"Dagger: fewer than {result['min_tier_examples_per_bin']:g} examples per bin "
+        notes.append(f"Unstable: fewer than {result['min_tier_examples_per_bin']:g} examples per bin "
                      f"({result['ece_bins']} bins): binned estimates there are descriptive, not stable "
                      "(2 decimals).")
-    notes += outside_note(values, low, high)
     latex.write_table(
         out.tables / f"calibration_suite_{view}_{FILE[m]}.tex", values, low=low, high=high, unavailable=missing,
-        resize=True, signed={"delta": True},
+        stack=True, signed={"delta": True},
         best_among=[x for x in names if x != "teacher"], decimals=dec, headers=heads, size=r"\scriptsize",
         label=f"tab:calibration_suite_{view}_{FILE[m]}",
         caption_tex=latex.caption(f"{latex.METRIC_LABELS[m]} overall and per tier", n=_n(result, view),
@@ -222,12 +216,12 @@ def _num(x) -> float:
     return math.nan if x is None else float(x)
 
 
-def _bins_figure(result: dict, note: str):
+def _bins_figure(result: dict, note: str, palette=None):
+    """Binned ECE against the number of bins (log x), full val (top) and eval half (bottom), per scope."""
     from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
-    plt = figures.plt
     recs, ks = result["tables"]["suite"], result["bin_counts"]
-    palette = figures.colors(list(dict.fromkeys(r["system"] for r in recs)))
-    fig, axes = plt.subplots(2, len(SCOPES), figsize=(2.6 * len(SCOPES), 4.6), sharex=True, squeeze=False)
+    palette = figures.system_colors(list(dict.fromkeys(r["system"] for r in recs)), palette)
+    fig, axes = figures.subplots(2, len(SCOPES), sharex=True, squeeze=False)
     for (i, view), (j, scope) in ((v, c) for v in enumerate(VIEWS) for c in enumerate(SCOPES)):
         ax = axes[i][j]
         for r in (r for r in recs if r["view"] == view and r["scope"] == scope):
@@ -235,12 +229,11 @@ def _bins_figure(result: dict, note: str):
             ax.plot(ks, y, marker="o", ms=3, color=palette[r["system"]], label=r["system"],
                     ls="--" if r["scaled"] else "-")
             ax.fill_between(ks, lo, hi, color=palette[r["system"]], alpha=0.15, lw=0)
-            ax.set_title(f"{'full val' if view == 'full' else 'eval half'}: {scope} (n={r['n']})")
+            ax.set_title(f"{'full' if view == 'full' else 'eval'}: {scope} (n={r['n']:,})", fontsize="small")
         ax.set(xscale="log", ylim=(0, None), xlabel="equal-width bins" if i == 1 else "",
                ylabel="ECE" if j == 0 else "")
-        ax.set_xticks(ks, [str(k) for k in ks])
-        if j == 0:
-            ax.legend(fontsize="x-small")
-    if note:
-        fig.suptitle(note, fontsize="small")
+        ax.set_xticks(ks, [str(k) if k in LABELLED_BINS else "" for k in ks])  # 10, 15, 20, 30 would overlap
+        ax.minorticks_off()
+    figures.shared_legend(fig, axes)
+    figures.add_note(fig, note)
     return fig

@@ -186,23 +186,12 @@ def frames(rows: dict, keys, suffix_low: str = "_low", suffix_high: str = "_high
     return frame(""), frame(suffix_low), frame(suffix_high)
 
 
-def outside_note(values: pd.DataFrame, low: pd.DataFrame, high: pd.DataFrame) -> list[str]:
-    """A caption note naming the columns where a percentile interval excludes its full-sample estimate."""
-    out = values.lt(low) | values.gt(high)
-    cols = [latex.metric_key(c) for c in values.columns[out.any(axis=0).to_numpy()]]
-    if not cols:
-        return []
-    names = ", ".join(dict.fromkeys(latex.METRIC_LABELS.get(c, c.replace("_", " ")) for c in cols))
-    return [f"Some intervals ({names}) exclude their full-sample estimate: the bootstrap distribution is biased "
-            "there (macro F1: classes with one or two examples drop out of resamples; binned ECE is biased upward)."]
-
-
 def scope_table(path, records, metric: str, row_key: str, result: dict, out, *, title: str, notes=(),
                 unavailable=None, label_of=None, best_among=None, direction=None,
-                unstable_ece: bool = False, signed: bool = False) -> None:
+                unstable_ece: bool = False, signed: bool = False, row_decimals=None, row_signed=None) -> None:
     """One metric's table: rows = ``records[row_key]`` (records with scope, metric and an interval),
     columns = scopes; ``unavailable`` (name -> reason) rows span the columns with the reason;
-    ``signed``: cells are differences (``+0.052``)."""
+    ``signed``: cells are differences (``+0.052``); ``row_decimals``/``row_signed``: per-row overrides."""
     label_of = label_of or (lambda r: r)
     names = list(dict.fromkeys(r[row_key] for r in records if r.get("metric") == metric))
     unavailable = {label_of(a): why for a, why in (unavailable or {}).items()}
@@ -216,7 +205,7 @@ def scope_table(path, records, metric: str, row_key: str, result: dict, out, *, 
     heads = {s: f"{s} ($n={latex.count(result['n'][s])}$" + ("; unstable)" if s in shaky else ")") for s in SCOPES}
     direction = DIRECTION.get(metric) if direction is None else direction
     boot = result["bootstrap"]
-    cells = ("Cells: full-sample estimate [2.5th, 97.5th percentile of the paired resamples]; "
+    cells = ("Cells: full-sample estimate, under it [2.5th, 97.5th percentile of the paired resamples]; "
              f"resample medians in results/{result.get('name', '')}.json.")
     shaky_notes = [f"ECE unstable for {s}: {result['n'][s]} examples over {k} bins ({result['n'][s] / k:.1f} "
                    f"per bin, fewer than {result['min_tier_examples_per_bin']:g}); descriptive only, "
@@ -226,7 +215,7 @@ def scope_table(path, records, metric: str, row_key: str, result: dict, out, *, 
                       directions={s: direction for s in SCOPES if s not in shaky},
                       decimals={s: 2 if s in shaky else 3 for s in SCOPES},
                       best_among=None if best_among is None else [label_of(b) for b in best_among], size=SIZE,
-                      signed=signed,
+                      signed=signed, stack=True, row_decimals=row_decimals, row_signed=row_signed,
                       caption_tex=latex.caption(title, n=result["n"]["overall"], fold=result["fold"],
                                                 source=out.source, demo_note=out.profile_note,
                                                 resamples=boot["resamples"], seed=boot["seed"],
@@ -235,41 +224,48 @@ def scope_table(path, records, metric: str, row_key: str, result: dict, out, *, 
 
 # --- figures -------------------------------------------------------------------------
 def note_text(out, view: str, n: int, extra=()) -> str:
-    """A figure's super-title: the profile note (demo warning), the data source, view and n,
-    then the ``extra`` lines."""
+    """A figure's super-title: the run's warning (e.g. the demo banner), the view and n, then the
+    ``extra`` lines. The data source and models are in the caption (the figure stays readable)."""
     lines = [out.profile_note] if out.profile_note else []
-    return "\n".join([*lines, f"Data: {out.source}; {view}, n = {n:,}", *extra])
+    return "\n".join([*lines, f"{view}, n = {n:,}", *extra])
+
+
+def omitted_note(unavailable: dict, shown=()) -> list[str]:
+    """One line naming the (``shown``) systems left out of a figure, grouped by reason."""
+    gone = {a: why for a, why in unavailable.items() if not shown or a in shown}
+    by_reason: dict = {}
+    for arm, why in gone.items():
+        by_reason.setdefault(why, []).append(arm)
+    return ["not shown: " + "; ".join(f"{', '.join(arms)} ({why})" for why, arms in by_reason.items())] \
+        if gone else []
 
 
 def figure_note(result: dict, out, shown=()) -> str:
     """:func:`note_text` of a comparison result, with the (``shown``) arms omitted as unavailable."""
-    gone = [a for a in result["unavailable"] if not shown or a in shown]
-    omitted = ["omitted (" + "; ".join(f"{a}: {result['unavailable'][a]}" for a in gone) + ")"] if gone else []
-    return note_text(out, result["fold"], result["n"]["overall"], omitted)
+    return note_text(out, result["fold"], result["n"]["overall"], omitted_note(result["unavailable"], shown))
 
 
-def scope_bars(tidy: pd.DataFrame, metric_names, tier_n: dict, note: str, ylabel: str, order=(), shaky=()):
+def scope_bars(tidy: pd.DataFrame, metric_names, tier_n: dict, note: str, ylabel: str, palette=None, shaky=()):
     """Bars with interval error bars (may be negative, unlike figures.tier_bars): a panel per metric,
-    scopes on x; ``tidy`` has system, scope, metric, estimate, low, high; colours follow ``order``;
-    ECE ticks of the ``shaky`` scopes say "unstable"."""
+    scopes on x; ``tidy`` has system, scope, metric, estimate, low, high; colours from ``palette``
+    (the report's map, :mod:`kdlab.report.palette`); ECE ticks of the ``shaky`` scopes say "unstable"."""
     from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
     systems = list(dict.fromkeys(tidy["system"]))
-    palette = figures.colors(list(dict.fromkeys([*order, *systems])))
+    colors = figures.system_colors(systems, palette)
     x, width = np.arange(len(SCOPES)), 0.8 / max(len(systems), 1)
-    fig, axes = figures.plt.subplots(1, len(metric_names), figsize=(max(4.4 * len(metric_names), 7.0), 3.6),
-                                     squeeze=False)
+    fig, axes = figures.subplots(1, len(metric_names), squeeze=False)
     for ax, metric in zip(axes[0], metric_names):
         sub = tidy[tidy["metric"] == metric].set_index(["system", "scope"])
         for i, s in enumerate(systems):
             v, lo, hi = (np.array([sub[c].get((s, t), np.nan) for t in SCOPES], float)
                          for c in ("estimate", "low", "high"))
             err = np.clip(np.nan_to_num(np.array([v - lo, hi - v])), 0, None)
-            ax.bar(x - 0.4 + width * (i + 0.5), v, width, yerr=err, capsize=2, color=palette[s], label=s,
+            ax.bar(x - 0.4 + width * (i + 0.5), v, width, yerr=err, capsize=2, color=colors[s], label=s,
                    error_kw={"elinewidth": 0.8})
         ax.axhline(0, color="0.3", lw=0.8)
         ax.set_xticks(x, [f"{t}\n(n={tier_n[t]:,})" + ("\nunstable" if metric == "ece" and t in shaky else "")
                           for t in SCOPES])
         ax.set(title=f"{LABEL[metric]} ({DIRECTION[metric]} is better)", ylabel=ylabel)
-    axes[0][-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(note, fontsize="small")
+    figures.shared_legend(fig, axes)
+    figures.add_note(fig, note)
     return fig

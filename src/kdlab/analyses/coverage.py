@@ -6,7 +6,9 @@ coverage (share with max prob >= threshold), accuracy on the covered rows and n_
 the configured thresholds (0.5-0.9), each coverage and accuracy with a bootstrap interval
 (accuracy per resample = covered-and-correct / covered on the shared resamples); the SLA
 threshold (lowest configured threshold with accuracy >= sla_accuracy) and the same on a
-0.01 grid; a 101-point risk-coverage curve (selective.risk_coverage_curve).
+0.01 grid; a 101-point risk-coverage curve (selective.risk_coverage_curve); and at the
+headline threshold (0.70) each system minus the baseline arm in the same view (raw vs raw,
++ T vs + T), accuracy and coverage, on the same resamples (paired).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from kdlab import metrics, selective, stats
-from kdlab.analyses.common import boot_record, clean, dash, eval_fold, frames, note_text, outside_note, resample_many
+from kdlab.analyses.common import (boot_record, clean, dash, eval_fold, frames, note_text, omitted_note,
+                                   resample_many)
 from kdlab.analyses.context import Study
 from kdlab.report import latex
 
@@ -38,6 +41,7 @@ def compute(study: Study) -> dict:
     views = {"full": (np.arange(study.n), [("teacher", "teacher", False)] + [(a, a, False) for a in arms]),
              "eval": (study.fold[1], [(f"{a} + T" if s else a, a, s) for a in arms for s in (False, True)])}
     thresholds, cov_rows, sla_rows, curves, numbers = list(ev.thresholds), [], [], {}, {}
+    deltas = []
     for view, (rows, entries) in views.items():
         y, idx, curves[view] = study.labels[rows], study.bootstrap_indices(len(rows)), {}
         ok = [e for e in entries if e[1] not in study.unavailable]
@@ -58,16 +62,19 @@ def compute(study: Study) -> dict:
                              "coverage_at_sla_fine": at.get("coverage"), "accuracy_at_sla_fine": at.get("accuracy"),
                              "n_covered_at_sla_fine": at.get("n_covered")})
             curves[view][label] = {k: v.tolist() for k, v in selective.risk_coverage_curve(p, y, 101).items()}
-        samples = iter(resample_many(jobs, idx))
+        samples, at_headline = iter(resample_many(jobs, idx)), {}
         for label, system, scaled in ok:
             for row in pts[label]:
                 cov, hit = next(samples), next(samples)
                 acc = np.divide(hit, cov, out=np.full_like(cov, np.nan), where=cov > 0)
+                if math.isclose(row["threshold"], HEADLINE):
+                    at_headline[label] = {"accuracy": (row["accuracy"], acc), "coverage": (row["coverage"], cov)}
                 c_iv, a_iv = stats.summarize(row["coverage"], cov, study.seed), \
                     stats.summarize(row["accuracy"], acc, study.seed)
                 cov_rows.append({"view": view, "system": label, "arm": system, "scaled": scaled, **row,
                                  "coverage_low": c_iv.low, "coverage_high": c_iv.high, "accuracy_median": a_iv.median,
                                  "accuracy_low": a_iv.low, "accuracy_high": a_iv.high})
+        deltas += paired_deltas(study, view, at_headline)
         for r in (r for r in sla_rows if r["view"] == view):
             t, pre = tag(r["system"]), "" if view == "full" else "Eval"
             numbers[f"SlaThreshold{pre}{t}"] = r["sla_threshold"]
@@ -85,8 +92,24 @@ def compute(study: Study) -> dict:
                   "thresholds": thresholds, "sla_accuracy": ev.sla_accuracy, "headline_threshold": HEADLINE,
                   "rows": {v: [e[0] for e in entries] for v, (_, entries) in views.items()},
                   "arm_of": {v: {e[0]: e[1] for e in entries} for v, (_, entries) in views.items()},
-                  "tables": {"coverage": cov_rows, "sla": sla_rows}, "curves": curves,
+                  "tables": {"coverage": cov_rows, "sla": sla_rows, "deltas": deltas}, "curves": curves,
                   "numbers": {k: dash(v) for k, v in numbers.items()}})
+
+
+def paired_deltas(study: Study, view: str, at_headline: dict) -> list[dict]:
+    """Each system minus the baseline (its ``+ T`` minus the baseline's ``+ T``) at the headline threshold:
+    accuracy and coverage, full-sample difference and the percentile interval of the paired resamples."""
+    base, out = study.cfg.baseline_arm, []
+    for label, got in at_headline.items():
+        ref = base + (" + T" if label.endswith(" + T") else "")
+        if label in (ref, "teacher") or ref not in at_headline:
+            continue
+        for key in ("accuracy", "coverage"):
+            (a, sa), (b, sb) = got[key], at_headline[ref][key]
+            iv = stats.summarize(a - b if a is not None and b is not None else math.nan, sa - sb, study.seed)
+            out.append({"view": view, "system": label, "baseline": ref, "threshold": HEADLINE, "metric": key,
+                        "estimate": iv.estimate, "median": iv.median, "low": iv.low, "high": iv.high})
+    return out
 
 
 def render(result: dict, out) -> None:
@@ -119,7 +142,7 @@ def render(result: dict, out) -> None:
                      if not suffix else ["Examples covered at each threshold."])
             latex.write_table(
                 out.tables / f"coverage_{view}{suffix}.tex", values, unavailable=missing, headers=heads,
-                best_among=[x for x in names if x != "teacher"], size=r"\scriptsize",
+                best_among=[x for x in names if x != "teacher"], size=r"\scriptsize", compact=True,
                 decimals={"n_covered": 0, "sla_threshold": 2, "sla_threshold_fine": 2},
                 label=f"tab:coverage_{view}{suffix}",
                 caption_tex=latex.caption("Coverage and accuracy by confidence threshold" if not suffix else
@@ -146,7 +169,7 @@ def _sla_table(result: dict, out) -> None:
                if result["arm_of"]["full"][x] in result["unavailable"]}
     latex.write_table(
         out.tables / "coverage_sla.tex", values, low=low.reindex(columns=values.columns),
-        high=high.reindex(columns=values.columns), unavailable=missing,
+        high=high.reindex(columns=values.columns), unavailable=missing, stack=True,
         best_among=[x for x in names if x != "teacher"], decimals={"sla_threshold": 2, "sla_threshold_fine": 2},
         headers={"accuracy": rf"Acc.\ at $\geq {h:g}$", "coverage": rf"Cov.\ at $\geq {h:g}$",
                  "sla_threshold": "SLA thr.", "sla_threshold_fine": "SLA thr. (0.01 grid)",
@@ -156,20 +179,18 @@ def _sla_table(result: dict, out) -> None:
             n=result["n"], fold=VIEWS["full"], source=out.source, demo_note=out.profile_note,
             resamples=b["resamples"], seed=b["seed"],
             notes=["Accuracy per resample: covered-and-correct over covered on the same resamples. SLA thr.: "
-                   "lowest threshold whose accuracy meets the SLA (-- when none does). Best student in bold."]
-            + outside_note(values[keys], low[keys], high[keys])))
+                   "lowest threshold whose accuracy meets the SLA (-- when none does). Best student in bold."]))
 
 
 def _figure(result: dict, out):
     """(a) accuracy vs coverage, full val; (b) accuracy and (c) coverage vs threshold, eval half."""
     from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
-    plt = figures.plt
     base, kd = result["baseline"], result["headline"]
     full, ev = result["curves"]["full"], result["curves"]["eval"]
     main = [s for s in ("teacher", base, kd) if s in full]
     shown = [s for s in (base, f"{base} + T", kd, f"{kd} + T") if s in ev]
-    palette = figures.colors(list(dict.fromkeys(main + shown)))
-    fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.4))
+    palette = figures.system_colors(list(dict.fromkeys(main + shown)), out.palette)
+    fig, axes = figures.subplots(1, 3)
     for name, c in full.items():
         if name not in main:
             axes[0].plot(c["coverage"], c["accuracy"], color="0.75", lw=0.6, label="other arms" if name == list(
@@ -185,9 +206,6 @@ def _figure(result: dict, out):
     axes[1].axhline(result["sla_accuracy"], color="0.3", lw=0.8, ls=":", label=f"SLA {result['sla_accuracy']:g}")
     axes[1].set(xlabel="confidence threshold", ylabel="accuracy on covered", title="eval half")
     axes[2].set(xlabel="confidence threshold", ylabel="coverage", title="eval half")
-    for ax in axes:
-        ax.legend(fontsize="x-small")
-    omitted = [f"{a} ({why})" for a, why in result["unavailable"].items()]
-    extra = [f"omitted: {'; '.join(omitted)}"] if omitted else []
-    fig.suptitle(note_text(out, "full val and eval half", result["n"], extra), fontsize="small")
+    figures.shared_legend(fig, axes)
+    figures.add_note(fig, note_text(out, "full val and eval half", result["n"], omitted_note(result["unavailable"])))
     return fig

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from kdlab import stats
-from kdlab.analyses.common import boot_record, clean, dash, eval_fold, flat, frames, outside_note, resample_many
+from kdlab.analyses.common import boot_record, clean, dash, eval_fold, flat, frames, resample_many
 from kdlab.analyses.context import Study
 from kdlab.report import latex
 
@@ -146,11 +146,11 @@ def render(result: dict, out) -> None:
             high=high.reindex(order), decimals={"temperature": 3, "macro_f1": 4, "ece": 4, "nll": 4},
             unavailable={r["system"]: r["reason"] for r in recs if not r.get("available", True)},
             best_among=None if part == "course" else [s for s in ok if not s.startswith("teacher")],
-            size=r"\footnotesize", label=f"tab:han_guo_{part}",
+            size=r"\footnotesize", label=f"tab:han_guo_{part}", stack=True,
             caption_tex=latex.caption("Han Guo test (a), the course's: temperature scaling vs distillation"
                                       if part == "course" else "Han Guo test (b), the paper's: teacher-side "
                                       "temperature scaling and the distilled student", n=n, fold=fold,
-                                      notes=notes + outside_note(values, low, high),
+                                      notes=notes,
                                       **boot))
         shares = result["tables"][f"{part}_shares"]
         keys = ["numerator", "denominator", "share", "share_median"]
@@ -173,7 +173,7 @@ def render(result: dict, out) -> None:
             high=high.reindex(rows), best_among=[], decimals={"share": 1, "share_median": 1},
             unavailable={r["metric"].upper(): r["reason"] for r in shares if not r["available"]},
             headers={**heads, "share": r"share (\%)", "share_median": r"median share (\%)"},
-            size=r"\footnotesize", label=f"tab:han_guo_{part}_shares",
+            size=r"\footnotesize", label=f"tab:han_guo_{part}_shares", stack=True,
             caption_tex=latex.caption(
                 ("(a) The course's quantity: (M(v) - M(v + T)) / (M(v) - M(kd))" if part == "course" else
                  f"(b) The paper's quantity: (M({raw}) - M({kd})) / (M(teacher_raw) - M(teacher))"),
@@ -188,7 +188,7 @@ def render(result: dict, out) -> None:
         headers={"temperature": "$T$", "nll_before": "NLL at $T = 1$", "nll_after": "NLL at $T$",
                  "iterations": "LBFGS iter.", "log10_grad": r"$\log_{10} |g|$",
                  "converged": "converged (1 = yes)"},
-        label="tab:han_guo_temperature",
+        label="tab:han_guo_temperature", compact=True,
         caption_tex=latex.caption("Fitted temperature per system (LBFGS on log T minimising NLL)", n=result["n_cal"],
                                   fold="calibration half of val", source=out.source, demo_note=out.profile_note,
                                   notes=["NLLs on the calibration half; g: the final d NLL / d log T; "

@@ -111,5 +111,5 @@ def render(result: dict, out) -> None:
     tidy[["estimate", "low", "high"]] = tidy[["estimate", "low", "high"]].astype(float)
     figures.set_style()
     fig = scope_bars(tidy, ("js",), result["n"], figure_note(result, out, shown), "nats (lower: closer to teacher)",
-                     order=shown)
+                     palette=out.palette)
     figures.save_figure(fig, out.figures / "stanton_js")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kdlab import stats
-from kdlab.analyses.common import boot_record, clean, dash, flat, frames, note_text, outside_note, resample_many
+from kdlab.analyses.common import boot_record, clean, dash, flat, frames, note_text, resample_many
 from kdlab.analyses.context import Study
 from kdlab.config import Config
 from kdlab.report import latex
@@ -122,21 +122,21 @@ def render(result: dict, out) -> None:
     against = (f"the delta is paired against the recipe's cell (T_d = {recipe[0]:g}, alpha = {recipe[1]:g})"
                if recipe else "no cell has the headline arm's recipe, so no delta is shown")
     latex.write_table(
-        out.tables / "sweep_grid.tex", values, resize=True, signed={"delta_macro_f1": True}, low=low, high=high,
+        out.tables / "sweep_grid.tex", values, stack=True, signed={"delta_macro_f1": True}, low=low, high=high,
         unavailable={k: r["reason"] for k, r in rows.items() if not r["available"]},
         directions={**latex.DIRECTIONS, "tail_f1": "higher"}, size=r"\footnotesize", label="tab:sweep_grid",
         headers={**latex.METRIC_LABELS, "tail_f1": "Tail macro F1",
                  "delta_macro_f1": r"$\Delta$ macro F1"},
         caption_tex=latex.caption(
-            "Distillation temperature T_d x alpha sweep", n=result["n"], fold="full validation split",
+            "Distillation temperature T_d \u00d7 \u03b1 sweep", n=result["n"], fold="full validation split",
             source=out.source, demo_note=out.profile_note, resamples=b["resamples"], seed=b["seed"],
             notes=[f"Rows: T_d / alpha; each cell is its own run (stage sweep@T_d-alpha: KD from the "
                    f"temperature-scaled teacher on train+test). Tail macro F1 on the "
                    f"{result['n_tail']:,} tail examples. Best cell per column in bold; {against}. "
-                   "Spread and ranks: results/sweep.json."] + outside_note(values, low, high)))
+                   "Spread and ranks: results/sweep.json."]))
     figures.set_style()
-    fig, axes = plt.subplots(1, len(KEYS), figsize=(3.0 * len(KEYS), 2.9), squeeze=False)
-    for ax, k in zip(axes[0], KEYS):
+    fig, axes = figures.subplots(2, 2, squeeze=False)
+    for ax, k in zip(axes.flat, KEYS):
         grid = np.array([[math.nan if v is None else v for v in row] for row in result["grids"][k]], dtype=float)
         annot = np.array([["n/a" if math.isnan(v) else f"{v:.3f}" for v in row] for row in grid], dtype=object)
         frame = pd.DataFrame(grid, index=[f"{t:g}" for t in result["grid_t"]],
@@ -150,8 +150,8 @@ def render(result: dict, out) -> None:
             i, j = np.unravel_index(np.nanargmax(grid) if DIRECTION[k] == "higher" else np.nanargmin(grid), grid.shape)
             ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=2))
         ax.set(title=f"{TITLES[k]} ({'higher' if DIRECTION[k] == 'higher' else 'lower'} is better)",
-               xlabel="alpha (weight of the soft term)", ylabel="T_d")
+               xlabel=r"$\alpha$ (weight of the soft term)", ylabel=r"$T_d$")
     omitted = [f"T_d={r['kd_temperature']:g}, alpha={r['alpha']:g}: {r['reason']}" for r in recs if not r["available"]]
     extra = ([f"n/a cells: {'; '.join(omitted)}"] if omitted else []) + ["black box: best cell; brighter is better"]
-    fig.suptitle(note_text(out, "full validation split", result["n"], extra), fontsize="small")
+    figures.add_note(fig, note_text(out, "full validation split", result["n"], extra))
     figures.save_figure(fig, out.figures / "sweep_heatmaps")

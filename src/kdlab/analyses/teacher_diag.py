@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from kdlab import metrics, stats
-from kdlab.analyses.common import (boot_record, clean, dash, flat, frames, note_text, outside_note, resample_many,
+from kdlab.analyses.common import (boot_record, clean, dash, flat, frames, note_text, resample_many,
                                    unstable)
 from kdlab.analyses.context import SCOPES, Study
 from kdlab.config import TIERS
@@ -108,9 +108,8 @@ def render(result: dict, out) -> None:
              "so that ECE is descriptive, not a stable estimate.",
              "Rows: the published temperature-scaled teacher logits; ', raw': the raw logits (T = 1). The card "
              "does not say where T was fitted (if on val, the scaled teacher's val ECE is in-sample)."]
-    notes += outside_note(values, low, high)
     latex.write_table(out.tables / "teacher_diag_tiers.tex", values, low=low, high=high, best_among=[],
-                      decimals={"n": 0}, label="tab:teacher_diag_tiers", size=r"\scriptsize",
+                      decimals={"n": 0}, label="tab:teacher_diag_tiers", size=r"\footnotesize", stack=True,
                       headers={**latex.METRIC_LABELS, "mean_confidence": "Mean conf."},
                       caption_tex=latex.caption("Teacher diagnostics per tier", n=n, fold="full validation split",
                                                 source=out.source, demo_note=out.profile_note, resamples=b["resamples"],
@@ -136,16 +135,15 @@ def render(result: dict, out) -> None:
 def support_figure(df: pd.DataFrame, note: str, rho=None):
     """Per-class teacher F1 against training support, coloured by tier; classes absent from val are left out."""
     from kdlab.report import figures  # matplotlib loads only when drawing (see kdlab.analyses)
-    plt = figures.plt
-    palette, absent = figures.colors(list(TIERS)), int((df["val_support"] == 0).sum())
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    absent = int((df["val_support"] == 0).sum())
+    fig, ax = figures.subplots()
     for tier in TIERS:
         sub = df[(df["tier"] == tier) & (df["val_support"] > 0)]
-        ax.scatter(np.maximum(sub["train_support"], 0.8), sub["f1"], s=14, color=palette[tier], label=tier,
-                   edgecolor="white", lw=0.3, marker={"head": "o", "mid": "s", "tail": "^"}[tier])
+        ax.scatter(np.maximum(sub["train_support"], 0.8), sub["f1"], s=14, color=figures.colours.tier_color(tier),
+                   label=tier, edgecolor="white", lw=0.3, marker={"head": "o", "mid": "s", "tail": "^"}[tier])
     ax.set(xscale="log", ylim=(-0.02, 1.02), xlabel="training examples per class (log)", ylabel="teacher F1 (val)",
-           title=f"Spearman rho = {latex.fixed(rho, 2)}; {absent} classes absent from val not shown")
+           title=f"Spearman $\\rho$ = {latex.fixed(rho, 2).replace(latex.MINUS, '-')}; {absent} classes absent "
+                 "from val not shown")
     ax.legend(title="tier", fontsize="small")
-    if note:
-        fig.suptitle(note, fontsize="small")
+    figures.add_note(fig, note)
     return fig

@@ -5,24 +5,36 @@ temperature-scaled teacher, for reference) on the full validation split
 ("full val", all rows of each scope: overall, head, mid, tail). Deltas are
 arm − baseline on the same bootstrap resamples of the scope's rows (paired,
 indices from ``study.bootstrap_indices``). Every interval carries the
-full-sample estimate, the resamples' median and 2.5/97.5 percentiles.
+full-sample estimate, the resamples' median and 2.5/97.5 percentiles. Each delta
+also carries ``course``: the statistic the course publishes (STUDY.md section 5), the
+median and 2.5/97.5 percentiles of the first 1,000 of the same paired resamples
+(the first 1,000 rows of a 10,000-resample draw are a 1,000-resample draw with the
+same seed), so the published-numbers check compares like with like.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from kdlab import stats
 from kdlab.analyses.common import (LABEL, add_numbers, ci_record, delta, excludes_zero, figure_arms, figure_note,
-                                   header, macro, measure, scope_bars, scope_table, unavailable_rows)
+                                   header, macro, measure, num, scope_bars, scope_table, unavailable_rows)
 from kdlab.analyses.context import SCOPES, Study
 
 METRICS = ("macro_f1", "accuracy", "ece", "nll")
+COURSE_RESAMPLES = 1000  # the course's paired bootstrap (STUDY.md section 5): median of 1,000 resamples
 F1_NOTE = ("A single system's macro F1 interval can sit below its full-sample value: a resample repeats some "
            "rows and misses others, and a tier class missed scores 0 (the JSON flags estimate_in_interval); "
            "paired deltas are far less affected.")
 
 
 # --- the analysis -----------------------------------------------------------
+def course_record(a: tuple, b: tuple, study: Study) -> dict:
+    """The course's statistic of a − b: median and percentiles of the first 1,000 paired resamples."""
+    iv = stats.summarize(a[0] - b[0], (a[1] - b[1])[:COURSE_RESAMPLES], study.seed)
+    return {"median": num(iv.median), "low": num(iv.low), "high": num(iv.high), "resamples": iv.resamples}
+
+
 def compute(study: Study) -> dict:
     """Each arm's values and its delta vs the baseline, per scope and metric, with paired CIs."""
     base, arms = study.cfg.baseline_arm, study.available
@@ -36,7 +48,8 @@ def compute(study: Study) -> dict:
                 if base in got and s not in ("teacher", base):
                     rec = delta(got[s][m], got[base][m], study)
                     deltas.append({"arm": s, "baseline": base, "scope": scope, "metric": m, **rec,
-                                   "excludes_zero": excludes_zero(rec)})
+                                   "excludes_zero": excludes_zero(rec),
+                                   "course": course_record(got[s][m], got[base][m], study)})
     result = {"name": "tiers", **header(study)}
     for r in values + deltas:
         r["n"] = result["n"][r["scope"]]
@@ -75,5 +88,5 @@ def render(result: dict, out) -> None:
     tidy[["estimate", "low", "high"]] = tidy[["estimate", "low", "high"]].astype(float)
     figures.set_style()
     fig = scope_bars(tidy, ("macro_f1", "ece"), result["n"], figure_note(result, out, shown), f"arm minus {base}",
-                     order=[base, *figure_arms(result)], shaky=[t for t, f in result["ece_unstable"].items() if f])
+                     palette=out.palette, shaky=[t for t, f in result["ece_unstable"].items() if f])
     figures.save_figure(fig, out.figures / "tiers_deltas")

@@ -1,15 +1,18 @@
 """Figures of the report: per-tier bars, reliability diagrams, the class-frequency long tail.
 
 Every function takes plain data (tidy frames, arrays, dicts) and returns a
-matplotlib Figure; :func:`save_figure` writes it as ``<stem>.pdf`` (for LaTeX)
-and ``<stem>.png`` (for ``dvc plots`` and slides), atomically and byte-stable
-across reruns (no creation date or software stamp in the files). The ``note``
-argument of each figure is printed as its super-title: the profile and data
-source, e.g. the demo warning.
+matplotlib Figure of one size, :data:`FIGSIZE` (16:9, so a PNG drops onto a slide);
+:func:`save_figure` writes it as ``<stem>.pdf`` (for LaTeX) and ``<stem>.png`` at
+200 dpi (for ``dvc plots`` and slides), atomically and byte-stable across reruns
+(no creation date or software stamp in the files). The ``note`` argument of each
+figure is printed as its super-title, wrapped to the figure's width (:func:`add_note`):
+the run's warning (e.g. the demo banner), the fold and n. Colours: one per system
+across every figure (:mod:`kdlab.report.palette`).
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -25,8 +28,11 @@ import seaborn as sns  # noqa: E402
 
 from kdlab import io  # noqa: E402
 from kdlab.config import TIERS  # noqa: E402
+from kdlab.report import palette as colours  # noqa: E402
 
-PALETTE = "colorblind"  # seaborn's colour-blind-safe palette (Wong 2011 family)
+PALETTE = "colorblind"  # seaborn's colour-blind-safe palette (Wong 2011 family), the default cycle
+FIGSIZE = (7.2, 4.05)   # inches, 16:9: 1440 x 810 px at PNG_DPI; the paper scales it to the text width
+NOTE_POINTS = 8.0       # font size of the super-title note
 TIER_ORDER = ("overall",) + TIERS
 METRIC_TITLES = {"macro_f1": "Macro F1 (higher is better)", "ece": "ECE (lower is better)",
                  "nll": "NLL (lower is better)", "accuracy": "Accuracy (higher is better)"}
@@ -40,9 +46,37 @@ def set_style() -> None:
                          "svg.hashsalt": "kdlab", "axes.titlesize": "medium"})
 
 
-def colors(names: Sequence[str]) -> dict[str, tuple]:
-    """One palette colour per name, in the given order (stable across figures)."""
-    return dict(zip(names, sns.color_palette(PALETTE, max(len(names), 1))))
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs):
+    """``plt.subplots`` at :data:`FIGSIZE` (every figure of the report has the same 16:9 size)."""
+    return plt.subplots(nrows, ncols, figsize=FIGSIZE, **kwargs)
+
+
+def add_note(fig: matplotlib.figure.Figure, note: str) -> None:
+    """``note`` as the super-title, each line wrapped to the figure's width so nothing is clipped."""
+    if not note:
+        return
+    width = int(fig.get_figwidth() * 72 / (0.55 * NOTE_POINTS))  # characters per line at NOTE_POINTS
+    lines = [textwrap.fill(line, width) for line in note.splitlines() if line]
+    fig.suptitle("\n".join(lines), fontsize=NOTE_POINTS)
+
+
+def shared_legend(fig: matplotlib.figure.Figure, axes, max_cols: int = 5, **kwargs) -> None:
+    """One legend under the panels with every labelled artist of ``axes`` once, in order of appearance."""
+    handles: dict = {}
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+                   ncols=min(len(handles), max_cols), fontsize="x-small", title_fontsize="x-small", **kwargs)
+
+
+def system_colors(names: Sequence[str], palette: Optional[Mapping[str, str]]) -> dict[str, str]:
+    """name -> colour from the report's palette map (:func:`kdlab.report.palette.system_palette`);
+    without one (tests, notebooks), the colour-blind cycle in the order given."""
+    if not palette:
+        palette = colours.system_palette([n for n in names if n not in colours.TEACHER_COLORS], "", "")
+    return {n: colours.color(palette, n) for n in names}
 
 
 def save_figure(fig: matplotlib.figure.Figure, stem: str | Path) -> list[Path]:
@@ -89,8 +123,8 @@ def tier_bars(data: pd.DataFrame, metrics: Sequence[str] = ("macro_f1", "ece"),
     """
     systems = list(dict.fromkeys(data["system"]))
     tiers = [t for t in TIER_ORDER if t in set(data["tier"])]
-    palette = palette or colors(systems)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    palette = system_colors(systems, palette)
+    fig, axes = subplots(1, len(metrics), squeeze=False)
     width = 0.8 / max(len(systems), 1)
     x = np.arange(len(tiers))
     for ax, metric in zip(axes[0], metrics):
@@ -111,10 +145,8 @@ def tier_bars(data: pd.DataFrame, metrics: Sequence[str] = ("macro_f1", "ece"),
         ax.set_title(METRIC_TITLES.get(metric, metric))
         ax.set_ylim(bottom=0)
         ax.grid(axis="x", visible=False)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(systems), 6), fontsize="small")
-    if note:
-        fig.suptitle(note, fontsize="small")
+    shared_legend(fig, axes)
+    add_note(fig, note)
     return fig
 
 
@@ -130,9 +162,8 @@ def reliability_grid(panels: Sequence[tuple[str, Mapping[str, np.ndarray]]], not
     ``titles``: system -> panel title (default the name); ``palette``: system -> colour.
     """
     k = max(len(panels), 1)
-    fig, axes = plt.subplots(2, k, figsize=(2.6 * k + 0.6, 4.3), sharex=True, squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 1.2]})
-    palette = palette or colors([name for name, _ in panels])
+    fig, axes = subplots(2, k, sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 1.2]})
+    palette = system_colors([name for name, _ in panels], palette)
     for j, (name, bins) in enumerate(panels):
         edges = np.asarray(bins["edges"], dtype=float)
         centre, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
@@ -160,8 +191,7 @@ def reliability_grid(panels: Sequence[tuple[str, Mapping[str, np.ndarray]]], not
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize="small")
-    if note:
-        fig.suptitle(note, fontsize="small")
+    add_note(fig, note)
     return fig
 
 
@@ -177,12 +207,11 @@ def long_tail(counts: Sequence[int], class_tiers: Sequence[str], note: str = "",
     tiers = np.asarray(class_tiers)
     order = np.lexsort((np.arange(len(counts)), -counts))  # last key first: -count, then id
     ranks = np.arange(1, len(counts) + 1)
-    palette = colors(list(TIERS))
-    fig, ax = plt.subplots(figsize=(7.0, 3.0))
+    fig, ax = subplots()
     for tier in TIERS:
         sel = tiers[order] == tier
         if sel.any():
-            ax.bar(ranks[sel], np.maximum(counts[order][sel], 0.5), width=1.0, color=palette[tier],
+            ax.bar(ranks[sel], np.maximum(counts[order][sel], 0.5), width=1.0, color=colours.tier_color(tier),
                    label=f"{tier} ({int(sel.sum())} classes)", lw=0)
     changes = np.flatnonzero(tiers[order][1:] != tiers[order][:-1])
     for c in changes:
@@ -191,6 +220,5 @@ def long_tail(counts: Sequence[int], class_tiers: Sequence[str], note: str = "",
     ax.grid(axis="x", visible=False)  # the dashed tier boundaries are the only verticals
     ax.set(xlim=(0.5, len(counts) + 0.5), xlabel="class rank by training frequency", ylabel=ylabel)
     ax.legend(loc="upper right", fontsize="small")
-    if note:
-        fig.suptitle(note, fontsize="small")
+    add_note(fig, note)
     return fig

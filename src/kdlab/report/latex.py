@@ -1,10 +1,12 @@
 """Booktabs tables and ``\\newcommand`` macros from the pipeline's numbers.
 
 Tables are rendered by pandas ``Styler.to_latex(hrules=True)`` (booktabs rules);
-row and column labels are escaped by ``format_index(escape="latex")``. Data
-cells are built here from numbers only (fixed decimals, optional confidence
-interval ``0.263 [0.251, 0.275]``), so they need no escaping. The output needs
-only ``\\usepackage{booktabs}`` in the including document.
+row labels and plain-text headers are escaped by :func:`escape_latex` (which also
+sets ``< > |`` in math mode). Data cells are built here from numbers only (fixed
+decimals, optional confidence interval ``0.263 [0.251, 0.275]``, stacked on two
+lines for narrow columns), so they need no escaping. The output needs only
+``\\usepackage{booktabs}`` in the including document. :func:`write_table` also
+writes the table as CSV and Markdown (:mod:`kdlab.report.export`).
 
 Every file is written atomically (:func:`kdlab.io.write_text`).
 """
@@ -15,7 +17,7 @@ import itertools
 import math
 import re
 from pathlib import Path
-from typing import Hashable, Mapping, Optional, Sequence
+from typing import Callable, Hashable, Mapping, Optional, Sequence
 
 import pandas as pd
 
@@ -35,10 +37,29 @@ METRIC_LABELS = {
     "mean_confidence": "Mean conf.", "mean_entropy": "Mean entropy",
 }
 MINUS = r"\ensuremath{-}"  # a true minus sign, valid in text and math mode
+DAGGER = r"$^\dagger$"   # marks an interval that excludes its own estimate
+OUTSIDE_NOTES = {
+    "lead": "\u2020 The interval excludes its own full-sample estimate: the bootstrap distribution of this "
+            "statistic is shifted, not centred on the estimate.",
+    "binned": "Binned ECE is a biased estimator (upward in finite samples: |accuracy - confidence| per bin adds "
+              "noise), and a resample repeats rows, so resampled ECEs sit above the full-sample value, most "
+              "where the true miscalibration is small.",
+    "macro_f1": "Macro F1 of one system: a resample misses some examples of rare classes, whose F1 then drops, "
+                "so resampled values sit below the full-sample one.",
+    "other": "The statistic is a non-linear function of the rows, so its resampled values need not centre on it.",
+    "read": "Read the estimate as the value and the interval's width as the sampling noise; paired differences "
+            "are far less affected.",
+}
 MISSING = "--"             # a NaN cell
 _SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
              "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-             "\u2014": "---", "\u2013": "--"}
+             "\u2014": "---", "\u2013": "--",
+             # symbols go to math mode: a text-mode < > | prints as an inverted mark in OT1 fonts
+             "<=": r"$\leq$", ">=": r"$\geq$", "||": r"$\|$", "<": "$<$", ">": "$>$", "|": "$|$",
+             "\u2264": r"$\leq$", "\u2265": r"$\geq$", "\u2016": r"$\|$", "\u00d7": r"$\times$",
+             "\u2212": "$-$", "\u03b1": r"$\alpha$", "\u03c1": r"$\rho$", "\u03c3": r"$\sigma$",
+             "\u0394": r"$\Delta$", "\u2020": r"$^\dagger$"}
+_ESCAPE = re.compile("|".join(re.escape(k) for k in sorted(_SPECIALS, key=len, reverse=True)))
 _MACRO_NAME = re.compile(r"[A-Za-z]+")
 _DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
 
@@ -47,8 +68,9 @@ _DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight
 # Text
 # --------------------------------------------------------------------------- #
 def escape_latex(text: str) -> str:
-    """Plain text -> LaTeX text: escapes ``\\ & % $ # _ { } ~ ^``, em/en dashes to ---/--."""
-    return "".join(_SPECIALS.get(ch, ch) for ch in str(text))
+    """Plain text -> LaTeX text: escapes ``\\ & % $ # _ { } ~ ^``, em/en dashes to ---/--, and
+    sets ``< > <= >= | ||`` (and ≤ ≥ × − α ρ σ Δ †) in math mode."""
+    return _ESCAPE.sub(lambda m: _SPECIALS[m.group()], str(text))
 
 
 def braces_balanced(tex: str) -> bool:
@@ -86,11 +108,19 @@ def count(n: int) -> str:
     return f"{int(n):,}".replace(",", "{,}")
 
 
+def outside(x: Optional[float], low: Optional[float], high: Optional[float]) -> bool:
+    """Whether an interval [low, high] (all finite) excludes its own estimate ``x``."""
+    vals = (x, low, high)
+    return all(v is not None and math.isfinite(float(v)) for v in vals) and not low <= x <= high
+
+
 def cell(x: float, decimals: int = 3, low: Optional[float] = None, high: Optional[float] = None,
-         bold: bool = False, signed: bool = False) -> str:
+         bold: bool = False, signed: bool = False, stack: bool = False) -> str:
     """One table cell: ``0.263``, or ``0.263 [0.251, 0.275]`` when a CI (``low``, ``high``,
     both finite) is given; ``bold`` sets the point estimate in ``\\textbf``; ``signed`` writes
-    ``+`` before positive numbers (deltas: ``+0.052 [+0.031, +0.070]``)."""
+    ``+`` before positive numbers (deltas: ``+0.052 [+0.031, +0.070]``). An interval that excludes
+    its estimate gets a dagger (see :data:`OUTSIDE_NOTES`). ``stack``: the interval on a second,
+    smaller line (narrow columns; needs nothing beyond LaTeX's own tabular)."""
     text = fixed(x, decimals, signed)
     if text == MISSING:
         return text
@@ -98,7 +128,25 @@ def cell(x: float, decimals: int = 3, low: Optional[float] = None, high: Optiona
         text = rf"\textbf{{{text}}}"
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return text
-    return f"{text} [{fixed(low, decimals, signed)}, {fixed(high, decimals, signed)}]"
+    interval = f"[{fixed(low, decimals, signed)}, {fixed(high, decimals, signed)}]"
+    if outside(x, low, high):
+        interval += DAGGER
+    if stack:
+        return rf"\begin{{tabular}}[t]{{@{{}}r@{{}}}}{text}\\{{\scriptsize {interval}}}\end{{tabular}}"
+    return f"{text} {interval}"
+
+
+def outside_note(metric_keys: Sequence[str]) -> str:
+    """Caption note (plain text) for cells whose interval excludes its estimate, by metric key."""
+    keys = set(metric_keys)
+    parts = [OUTSIDE_NOTES["lead"]]
+    if keys & {"ece", "adaptive_ece", "mce"}:
+        parts.append(OUTSIDE_NOTES["binned"])
+    if keys & {"macro_f1", "tail_f1"}:
+        parts.append(OUTSIDE_NOTES["macro_f1"])
+    if keys - {"ece", "adaptive_ece", "mce", "macro_f1", "tail_f1"}:
+        parts.append(OUTSIDE_NOTES["other"])
+    return " ".join(parts + [OUTSIDE_NOTES["read"]])
 
 
 def caption(title: str, *, n: int, fold: str, source: str, demo_note: str = "",
@@ -106,7 +154,7 @@ def caption(title: str, *, n: int, fold: str, source: str, demo_note: str = "",
     """Caption text (LaTeX) stating what, on which fold, n, the data source and, when given,
     the bootstrap resamples and seed. ``title``, ``fold``, ``source``, ``demo_note`` and
     ``notes`` are plain text (escaped here); a non-empty ``demo_note`` comes first, in bold."""
-    parts = [rf"\textbf{{{escape_latex(demo_note)}}}"] if demo_note else []
+    parts = [rf"\textbf{{{escape_latex(demo_note)}.}}"] if demo_note else []
     parts.append(f"{escape_latex(title)}, {escape_latex(fold)}, $n = {count(n)}$.")
     if resamples is not None:
         seed_text = f", seed {seed}" if seed is not None else ""
@@ -156,6 +204,34 @@ def _header(key: Hashable, headers: Mapping[str, str]) -> str:
     return headers.get(str(key), escape_latex(str(key)))
 
 
+def table_cells(values: pd.DataFrame, *, decimals: int | Mapping[Hashable, int] = 3,
+                low: Optional[pd.DataFrame] = None, high: Optional[pd.DataFrame] = None,
+                unavailable: Optional[Mapping[Hashable, str]] = None,
+                best_among: Optional[Sequence[Hashable]] = None, directions: Mapping[str, str] = DIRECTIONS,
+                signed: bool | Mapping[Hashable, bool] = False, stack: bool = False,
+                row_decimals: Optional[Mapping[Hashable, int]] = None,
+                row_signed: Optional[Mapping[Hashable, bool]] = None) -> tuple[pd.DataFrame, list[str]]:
+    """The LaTeX text of every cell (see :func:`render_table` for the options; unavailable rows are
+    left empty) and the metric keys of the cells whose interval excludes its estimate."""
+    unavailable = unavailable or {}
+    rows = [r for r in values.index if r not in unavailable]
+    candidates = [r for r in (best_among if best_among is not None else rows) if r in rows]
+    text = pd.DataFrame("", index=values.index, columns=values.columns, dtype=object)
+    flagged = []
+    for col in values.columns:
+        d, sign = int(_per_column(decimals, col, 3)), bool(_per_column(signed, col, False))
+        best = best_rows(values.loc[[r for r in candidates if r not in (row_decimals or {})], col],
+                         directions.get(metric_key(col)), d)
+        for r in rows:
+            lo, hi = (None if f is None else f.at[r, col] for f in (low, high))
+            x = values.at[r, col]
+            if outside(x, lo, hi):  # every level of the column: the metric may be any of them
+                flagged += [str(c) for c in col] if isinstance(col, tuple) else [str(col)]
+            text.at[r, col] = cell(x, int((row_decimals or {}).get(r, d)), lo, hi, bold=r in best,
+                                   signed=bool((row_signed or {}).get(r, sign)), stack=stack)
+    return text, list(dict.fromkeys(flagged))
+
+
 def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
                  decimals: int | Mapping[Hashable, int] = 3,
                  low: Optional[pd.DataFrame] = None, high: Optional[pd.DataFrame] = None,
@@ -164,31 +240,35 @@ def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
                  directions: Mapping[str, str] = DIRECTIONS,
                  headers: Mapping[str, str] = METRIC_LABELS,
                  signed: bool | Mapping[Hashable, bool] = False, resize: bool = False,
-                 size: str = r"\small", position: str = "htbp") -> str:
+                 size: str = r"\small", position: str = "htbp", stack: bool = False,
+                 groups: Optional[Mapping[Hashable, str]] = None,
+                 row_decimals: Optional[Mapping[Hashable, int]] = None,
+                 row_signed: Optional[Mapping[Hashable, bool]] = None, compact: Optional[bool] = None) -> str:
     """A booktabs ``table`` (LaTeX source) from a frame of numbers.
 
     ``values``: rows = systems (the index: plain-text labels), columns = metric keys, either
     flat (``"ece"``) or two-level (``("head", "ece")``: the top level is grouped under a
     ``\\multicolumn`` header with a ``\\cmidrule``). ``low``/``high``: optional frames of the
-    same shape, rendered as ``x [low, high]`` where both are finite. Headers: ``headers[key]``
-    (LaTeX) for keys in ``headers``, else the escaped key; row labels are escaped by pandas.
+    same shape, rendered as ``x [low, high]`` where both are finite (a dagger and a caption note
+    where the interval excludes ``x``). Headers: ``headers[key]`` (LaTeX) for keys in ``headers``,
+    else the escaped key; row labels are plain text (escaped by :func:`escape_latex`).
     ``decimals``: one int, or a mapping by column or metric key (default 3); ``signed`` (one bool or
-    such a mapping, default False): ``+`` before positive cells (deltas). Per column the best value among
-    ``best_among`` rows (default: every available row) is bold, by ``directions`` of its
+    such a mapping, default False): ``+`` before positive cells (deltas); ``row_decimals`` and
+    ``row_signed`` override both for whole rows (such rows never compete for bold). Per column the best
+    value among ``best_among`` rows (default: every available row) is bold, by ``directions`` of its
     metric key. ``unavailable``: row -> reason (plain text), rendered as one cell spanning
-    every metric column. ``caption_tex``: LaTeX (see :func:`caption`); ``label``: the \\label key.
-    ``resize``: shrink the tabular to the line width when it is wider (``\\resizebox``; needs graphicx).
+    every metric column. ``groups``: row -> a group title (plain text) set above that row, after a rule.
+    ``stack``: intervals on a second line (narrow columns). ``compact`` (default: as ``stack``): 4 pt
+    between columns instead of 6 pt, for wide tables. ``caption_tex``: LaTeX (see :func:`caption`);
+    ``label``: the \\label key. ``resize``: shrink the tabular to the line width when it is wider
+    (``\\resizebox``, a last resort; needs graphicx).
     """
     unavailable = {r: why for r, why in (unavailable or {}).items() if r in values.index}
-    rows = [r for r in values.index if r not in unavailable]
-    candidates = [r for r in (best_among if best_among is not None else rows) if r in rows]
-    text = pd.DataFrame("", index=values.index, columns=values.columns, dtype=object)
-    for col in values.columns:
-        d, sign = int(_per_column(decimals, col, 3)), bool(_per_column(signed, col, False))
-        best = best_rows(values.loc[candidates, col], directions.get(metric_key(col)), d)
-        for r in rows:
-            text.at[r, col] = cell(values.at[r, col], d, None if low is None else low.at[r, col],
-                                   None if high is None else high.at[r, col], bold=r in best, signed=sign)
+    text, flagged = table_cells(values, decimals=decimals, low=low, high=high, unavailable=unavailable,
+                                best_among=best_among, directions=directions, signed=signed, stack=stack,
+                                row_decimals=row_decimals, row_signed=row_signed)
+    if flagged:
+        caption_tex = f"{caption_tex} {escape_latex(outside_note(flagged))}"
     sentinels = {}
     for i, r in enumerate(unavailable):
         sentinels[f"@@KDLABNA{i}@@"] = escape_latex(unavailable[r])
@@ -196,8 +276,7 @@ def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
     two_level = isinstance(values.columns, pd.MultiIndex)
     text.columns = values.columns.map(
         lambda c: tuple(_header(p, headers) for p in c) if two_level else _header(c, headers))
-    # row labels: pandas' LaTeX escaping; headers are LaTeX already (see _header)
-    styler = text.style.format_index(escape="latex", axis=0)
+    styler = text.style.format_index(escape_latex, axis=0)  # headers are LaTeX already (see _header)
     tex = styler.to_latex(hrules=True, caption=caption_tex, label=label, position=position,
                           position_float="centering", multicol_align="c",
                           column_format="l" + "r" * len(values.columns))
@@ -205,13 +284,17 @@ def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
     for token, reason in sentinels.items():
         tex = re.sub(re.escape(token) + r"(?:\s*&\s*)*\s*\\\\",
                      lambda _m, reason=reason: rf"\multicolumn{{{k}}}{{c}}{{\emph{{{reason}}}}} \\", tex)
+    lines = tex.splitlines()
     if two_level:
-        lines = tex.splitlines()
-        top = lines.index(r"\toprule")
-        lines.insert(top + 2, _cmidrules(values.columns))
-        tex = "\n".join(lines) + "\n"
-    if size:
-        tex = tex.replace("\\centering\n", f"\\centering\n{size}\n", 1)
+        lines.insert(lines.index(r"\toprule") + 2, _cmidrules(values.columns))
+    for row, title in (groups or {}).items():
+        at = next(i for i, ln in enumerate(lines) if ln.startswith(escape_latex(row) + " &"))
+        rule = [] if lines[at - 1] == r"\midrule" else [r"\midrule"]
+        lines[at:at] = rule + [rf"\multicolumn{{{k + 1}}}{{l}}{{\emph{{{escape_latex(title)}}}}} \\"]
+    tex = "\n".join(lines) + "\n"
+    if size or (stack if compact is None else compact):
+        colsep = "\\setlength{\\tabcolsep}{4pt}\n" if (stack if compact is None else compact) else ""
+        tex = tex.replace("\\centering\n", f"\\centering\n{size}\n{colsep}" if size else f"\\centering\n{colsep}", 1)
     if resize:  # the natural width, or the line width when wider
         tex = tex.replace("\\begin{tabular}", "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}"
                           "{!}{%\n\\begin{tabular}", 1).replace("\\end{tabular}", "\\end{tabular}}", 1)
@@ -221,9 +304,14 @@ def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
 
 
 def write_table(path: str | Path, values: pd.DataFrame, **kwargs) -> str:
-    """Render with :func:`render_table` (same keyword arguments) and write atomically; returns the text."""
+    """Render with :func:`render_table` (same keyword arguments) and write atomically, with the same
+    table as ``.csv`` (numbers) and ``.md`` (as displayed) next to it (:mod:`kdlab.report.export`,
+    for slides and the terminal); returns the LaTeX text."""
+    from kdlab.report import export  # here, not at the top: export imports this module
+
     tex = render_table(values, **kwargs)
     io.write_text(path, tex)
+    export.write_exports(Path(path), values, **kwargs)
     return tex
 
 
@@ -238,17 +326,20 @@ def macro_name(name: str) -> str:
     return re.sub(r"\d", lambda m: _DIGITS[int(m.group())], spelled)
 
 
-def numbers_tex(numbers: Mapping[str, float | int | str], decimals: int = 3, prefix: str = "kd") -> str:
+def numbers_tex(numbers: Mapping[str, float | int | str], decimals: int = 3, prefix: str = "kd",
+                signed: Callable[[str], bool] = lambda name: False,
+                header: str = "Headline numbers, written by the `report` stage (kdlab.stages.report)") -> str:
     """One ``\\newcommand{\\<prefix><Name>}{value}`` per entry, in the mapping's order.
 
     Names must be letters only (TeX macro names); floats are written with ``decimals``
-    fixed decimals (``--`` for NaN), ints with thousands separators, strings verbatim
-    (they are LaTeX: escape plain text with :func:`escape_latex` first; braces must balance).
+    fixed decimals (``--`` for NaN; with a ``+`` or minus sign when ``signed(name)``), ints with
+    thousands separators, strings verbatim (they are LaTeX: escape plain text with
+    :func:`escape_latex` first; braces must balance).
     """
     if not _MACRO_NAME.fullmatch(prefix):
         raise ValueError(f"macro prefix must be letters only, found {prefix!r}")
-    lines = ["% Headline numbers, written by the `report` stage (kdlab.stages.report); do not edit.",
-             "% \\input{numbers.tex} in a document, then cite e.g. \\" + prefix + "<Name>{}."]
+    lines = [f"% {header}; do not edit.",
+             "% \\input{this file} in a document, then cite e.g. \\" + prefix + "<Name>{}."]
     for name, value in numbers.items():
         if not isinstance(name, str) or not _MACRO_NAME.fullmatch(name):
             raise ValueError(f"macro name {name!r}: TeX macro names may use letters only (A-Z, a-z)")
@@ -261,11 +352,12 @@ def numbers_tex(numbers: Mapping[str, float | int | str], decimals: int = 3, pre
         elif isinstance(value, int):
             body = count(value)
         else:
-            body = fixed(value, decimals)
+            body = fixed(value, decimals, sign=signed(name))
         lines.append(rf"\newcommand{{\{prefix}{name}}}{{{body}}}")
     return "\n".join(lines) + "\n"
 
 
-def write_numbers_tex(path: str | Path, numbers: Mapping[str, float | int | str], decimals: int = 3) -> None:
-    """Write :func:`numbers_tex` to ``path`` atomically."""
-    io.write_text(path, numbers_tex(numbers, decimals))
+def write_numbers_tex(path: str | Path, numbers: Mapping[str, float | int | str], decimals: int = 3,
+                      **options) -> None:
+    """Write :func:`numbers_tex` (same options) to ``path`` atomically."""
+    io.write_text(path, numbers_tex(numbers, decimals, **options))

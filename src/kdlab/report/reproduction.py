@@ -29,6 +29,7 @@ from kdlab.errors import KdlabError
 from kdlab.report import latex
 
 REFERENCE = Path(__file__).with_name("published_numbers.json")
+ROWS_PER_FLOAT = 14  # rows of the published-numbers table per float (a page holds about 16)
 
 
 class ReferenceError(KdlabError):
@@ -100,8 +101,8 @@ def check(rows: list[dict], read: Callable[[str], Optional[dict]], roles: dict[s
             continue
         path = [_fill(s, roles) if not isinstance(s, dict) else {k: _fill(v, roles) for k, v in s.items()}
                 for s in row["path"]]
-        rec["source"] = f"{row['file']}: " + ".".join(
-            ",".join(f"{k}={v}" for k, v in s.items()) if isinstance(s, dict) else str(s) for s in path)
+        rec["source"] = f"{row['file']}: " + ".".join(  # spaces inside filters: the column can break there
+            "[" + ", ".join(f"{k}={v}" for k, v in s.items()) + "]" if isinstance(s, dict) else str(s) for s in path)
         document = read(row["file"])
         if document is None:
             rec["why"] = f"{row['file']} not found"
@@ -164,7 +165,8 @@ def _shown(value: Optional[float], decimals: int, scale: float, approx: bool = F
 
 
 def write_table(path: Path, records: list[dict], caption_tex: str) -> str:
-    """A booktabs table: quantity | published | this run | match | from (the output and path)."""
+    """A booktabs table: quantity | published | this run | match | from (the output and path); the text
+    columns are ragged-right paragraphs (needs the array package). Also as .csv and .md next to it."""
     rows = []
     for r in records:
         verdict = {True: "yes", False: "no", None: "--"}[r["match"]]
@@ -176,11 +178,35 @@ def write_table(path: Path, records: list[dict], caption_tex: str) -> str:
             "From": r"{\scriptsize\ttfamily " + latex.escape_latex(r.get("why") or r["source"]) + "}",
         })
     frame = pd.DataFrame(rows)
-    tex = frame.style.hide(axis="index").to_latex(
-        hrules=True, caption=caption_tex, label="tab:published_check", position="htbp",
-        position_float="centering", column_format="p{0.30\\linewidth}rrcp{0.36\\linewidth}")
-    tex = tex.replace("\\centering\n", "\\centering\n\\footnotesize\n", 1)
+    ragged = r">{\raggedright\arraybackslash}"
+    parts = []  # at most ROWS_PER_FLOAT rows per float: one float taller than a page cannot be placed
+    for i, start in enumerate(range(0, len(frame), ROWS_PER_FLOAT)):
+        part = frame.iloc[start:start + ROWS_PER_FLOAT]
+        tex = part.style.hide(axis="index").to_latex(
+            hrules=True, caption=caption_tex if i == 0 else "The published numbers against this run (continued).",
+            label="tab:published_check" if i == 0 else f"tab:published_check_{i + 1}", position="htbp",
+            position_float="centering",
+            column_format=f"{ragged}p{{0.31\\linewidth}}rrc{ragged}p{{0.40\\linewidth}}")
+        parts.append(tex.replace("\\centering\n", "\\centering\n\\scriptsize\n\\setlength{\\tabcolsep}{4pt}\n", 1))
+    tex = "".join(parts)
     if not latex.braces_balanced(tex):
         raise ValueError("published_check: unbalanced braces in the rendered LaTeX")
     io.write_text(path, tex)
+    _write_exports(path, records, frame, caption_tex)
     return tex
+
+
+def _write_exports(path: Path, records: list[dict], frame: pd.DataFrame, caption_tex: str) -> None:
+    """published_check.csv (the numbers and where each comes from) and .md (as displayed)."""
+    from kdlab.report import export
+
+    table = pd.DataFrame({"quantity": [r["quantity"] for r in records],
+                          "published": [r["published"] for r in records],
+                          "this_run": [None if r["value"] is None else r["value"] * r["scale"] for r in records],
+                          "match": [{True: "yes", False: "no", None: ""}[r["match"]] for r in records],
+                          "from": [r.get("why") or r["source"] for r in records]})
+    with io.atomic_path(path.with_suffix(".csv")) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+    rows = [[export.plain(c) for c in row] for row in frame.astype(str).itertuples(index=False)]
+    io.write_text(path.with_suffix(".md"), export.markdown([str(c) for c in frame.columns], rows,
+                                                           export.plain(caption_tex, bold="")))

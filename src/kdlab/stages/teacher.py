@@ -11,6 +11,7 @@ temperature on that fold, and writes the same files. Output: data/teacher/
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 
 import numpy as np
@@ -102,7 +103,7 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
     return {"source": "trained", "temperature": temp.temperature,
             "temperature_fit": {**temp.__dict__, "fold": "held-out calibration rows of train+test",
                                 "rows": int(len(cal_rows))},
-            "training": {**summary.record, "rows": int(len(fit_rows))},
+            "training": {**summary.record, "rows": int(len(fit_rows))}, "backbone": dataclasses.asdict(spec.backbone),
             "run_facts": summary.run_facts}
 
 
@@ -119,6 +120,8 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     val = io.load_npz(layout.teacher_val_final)
     val_raw = io.load_npz(layout.teacher_val_raw)
     card = {"source": meta["source"], "temperature": meta["temperature"]}
+    if "backbone" in meta:  # what the report's labels name (a trained teacher's size)
+        card["backbone"] = meta["backbone"]
     for name, arrays in (("final", val), ("raw", val_raw)):
         probs = metrics.softmax(arrays["logits"].astype(np.float32))
         preds = arrays["logits"].astype(np.float32).argmax(axis=1)
