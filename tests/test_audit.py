@@ -33,6 +33,7 @@ from kdlab.analyses import ANALYSES
 from kdlab.config import TIERS, load_config
 from kdlab.paths import Layout
 from kdlab.predictions import load_predictions
+from kdlab.validate import prepared_val
 from kdlab.report.latex import escape_latex, macro_name
 from kdlab.stages.train import NOT_PUBLISHED
 from conftest import copy_repo, run
@@ -74,7 +75,7 @@ def write_published_teacher(demo: Path, dest: Path) -> tuple[Path, Path]:
 
 def published_arrays(demo: Path, arm: str, tiers_as: str = "names") -> dict[str, np.ndarray]:
     """runs/<arm>/predictions.npz of the demo in the published layout (keys logits, preds, labels, val_tiers)."""
-    pred = load_predictions(Layout(demo).predictions(arm))
+    pred = load_predictions(Layout(demo).predictions(arm), prepared_val(Layout(demo)))
     tiers = np.array(TIERS)[pred.tiers] if tiers_as == "names" else pred.tiers.astype(np.int64)
     return {"logits": pred.logits.astype(np.float16), "preds": pred.preds.astype(np.int64),
             "labels": pred.labels.astype(np.int64), "val_tiers": tiers}

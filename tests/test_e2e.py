@@ -18,6 +18,7 @@ from kdlab import io, metrics
 from kdlab.config import load_config
 from kdlab.paths import Layout
 from kdlab.predictions import load_predictions
+from kdlab.validate import prepared_val
 from conftest import run
 
 pytestmark = pytest.mark.e2e
@@ -67,8 +68,9 @@ def test_arms_outputs_and_metrics(demo_repo):
     layout = Layout(demo_repo)
     cfg = load_config(demo_repo / "params.yaml")
     evaluation = io.read_json(layout.metrics / "evaluate.json")
+    rows = prepared_val(layout)
     for arm in cfg.arm_names:
-        pred = load_predictions(layout.predictions(arm))
+        pred = load_predictions(layout.predictions(arm), rows)
         assert pred.logits.shape == (evaluation["n_val"], 113)
         assert (layout.run(arm) / "model.safetensors").stat().st_size > 0
         log = (layout.run(arm) / "train_log.csv").read_text().splitlines()
@@ -88,7 +90,8 @@ def test_kd_student_is_closer_to_teacher_than_vanilla(demo_repo):
     layout = Layout(demo_repo)
     teacher = io.load_npz(layout.teacher_val_final)
     p_teacher = metrics.softmax(teacher["logits"].astype(np.float32))
-    js = {arm: metrics.js_divergence(p_teacher, load_predictions(layout.predictions(arm)).probs()).mean()
+    rows = prepared_val(layout)
+    js = {arm: metrics.js_divergence(p_teacher, load_predictions(layout.predictions(arm), rows).probs()).mean()
           for arm in ("vanilla", "kd")}
     assert js["kd"] < js["vanilla"], js
 

@@ -15,12 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kdlab import teacher
+from kdlab import io, teacher
 from kdlab.config import TIERS, config_from_mapping
 from kdlab.io import ArtifactError
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, load_predictions, save_predictions
 from kdlab.published import convert_published_predictions
+from kdlab.validate import DOWNLOAD, PreparedRows
 
 from conftest import composed
 
@@ -49,7 +50,8 @@ def val():
     logits = fp16_logits(rng, N_VAL)
     preds = logits.astype(np.float32).argmax(axis=1).astype(np.int64)
     arrays = {"logits": logits, "preds": preds, "labels": labels.copy(), "val_tiers": TIER_NAMES[tiers]}
-    return {"labels": labels, "tiers": tiers, "arrays": arrays}
+    rows = PreparedRows("data/prepared/val.parquet", labels, C, row_id=np.arange(N_VAL, dtype=np.int64), tiers=tiers)
+    return {"labels": labels, "tiers": tiers, "arrays": arrays, "rows": rows}
 
 
 def write(path: Path, **arrays) -> Path:
@@ -58,7 +60,7 @@ def write(path: Path, **arrays) -> Path:
 
 
 def convert(path, val):
-    return convert_published_predictions(path, val["labels"], val["tiers"], C)
+    return convert_published_predictions(path, val["rows"])
 
 
 # --------------------------------------------------------------------------- #
@@ -89,7 +91,7 @@ def test_convert_published_predictions(tmp_path, val, tier_format):
 def test_converted_predictions_round_trip(tmp_path, val):
     pred = convert(write(tmp_path / "p.npz", **val["arrays"]), val)
     save_predictions(tmp_path / "predictions.npz", pred)
-    back = load_predictions(tmp_path / "predictions.npz")
+    back = load_predictions(tmp_path / "predictions.npz", val["rows"])
     for field in ("row_id", "logits", "preds", "labels", "tiers"):
         assert np.array_equal(getattr(back, field), getattr(pred, field)), field
 
@@ -138,29 +140,36 @@ BAD_FILES = {
                     "found ['labels', 'logits', 'preds']"),
     "missing logits": (_edit(logits=None), "missing array 'logits'"),
     "wrong number of classes": (_edit(logits=lambda a, v: a[:, :112]),
-                                "logits have shape (6430, 112); expected (6,430, 113)"),
+                                "logits have shape (6430, 112); expected (6,430, 113): one row per example of "
+                                "data/prepared/val.parquet and one column per class of data_card.json"),
     "wrong number of rows": (_edit(logits=lambda a, v: a[:-1]), "logits have shape (6429, 113); expected (6,430, 113)"),
     "1-d logits": (_edit(logits=lambda a, v: a[:, 0]), "logits have shape (6430,); expected (6,430, 113)"),
-    "NaN logits": (_edit(logits=_set_at((17, 3), np.nan)), "logits contain NaN or inf in 1 rows"),
+    "NaN logits": (_edit(logits=_set_at((17, 3), np.nan)), "logits contain NaN or inf in 1 rows (first: row 17)"),
     "inf logits": (_edit(logits=_set_at((slice(0, 4), 0), np.inf)), "logits contain NaN or inf in 4 rows"),
+    "fp64 logits beyond float16": (_edit(logits=lambda a, v: np.where(np.arange(N_VAL)[:, None] == 8, 1e6,
+                                                                         a.astype(np.float64))),
+                                   "logits exceed the float16 range in 1 rows (first: row 8; largest |value| 1e+06, "
+                                   "float16 holds up to 65,504)"),
     "integer logits": (_edit(logits=lambda a, v: a.astype(np.int64)),
                        "array 'logits' has dtype int64; expected kind 'f'"),
     "misaligned labels": (_edit(labels=lambda a, v: np.roll(a, 1)), "labels differ from the prepared data in"),
     "labels of another length": (_edit(labels=lambda a, v: a[:-3]), "labels have shape (6427,); expected (6430,)"),
+    "50 labels changed": (_edit(labels=lambda a, v: np.where(np.arange(N_VAL) % 100 == 7, (a + 1) % C, a)),
+                          "labels differ from the prepared data in 65 of 6,430 rows (first: row 7"),
     "float labels": (_edit(labels=lambda a, v: a.astype(np.float32)), "array 'labels' has dtype float32"),
     "wrong tiers": (_edit(val_tiers=lambda a, v: TIER_NAMES[(v["tiers"] + 1) % 3]),
-                    "val_tiers differ from the prepared data in 6,430 rows"),
+                    "val_tiers differ from the prepared data in 6,430 of 6,430 rows"),
     "one wrong tier": (_edit(val_tiers=lambda a, v: TIER_NAMES[np.where(np.arange(N_VAL) == 9, (v["tiers"] + 1) % 3,
                                                                        v["tiers"])]),
-                       "val_tiers differ from the prepared data in 1 rows (first: row 9"),
+                       "val_tiers differ from the prepared data in 1 of 6,430 rows (first: row 9"),
     "unknown tier name": (_edit(val_tiers=_set_at(3, "tale")), "unknown tier names ['tale']; expected ['head', 'mid', 'tail']"),
     "tier code 3": (_edit(val_tiers=lambda a, v: np.where(np.arange(N_VAL) == 0, 3, v["tiers"]).astype(np.int64)),
-                    "tier codes must be 0..2, found 0..3"),
+                    "tier codes must be 0..2 (head, mid, tail), found 0..3"),
     "float tiers": (_edit(val_tiers=lambda a, v: v["tiers"].astype(np.float64)),
                     "array 'val_tiers' has dtype float64; expected kind 'iuUS'"),
     "preds not argmax": (_edit(preds=_not_argmax),
                          "1 stored preds are not an argmax of the stored logits (first row 5)"),
-    "preds out of range": (_edit(preds=_set_at(0, C)), "preds must be class ids in 0..112"),
+    "preds out of range": (_edit(preds=_set_at(0, C)), "preds must be class ids in 0..112, found"),
     "float preds": (_edit(preds=lambda a, v: a.astype(np.float64)), "array 'preds' has dtype float64; expected kind 'iu'"),
 }
 
@@ -182,8 +191,8 @@ def test_misaligned_labels_message_names_expected_and_found(tmp_path, val):
     path = write(tmp_path / "p.npz", **{**val["arrays"], "labels": labels})
     with pytest.raises(ArtifactError) as info:
         convert(path, val)
-    assert (f"labels differ from the prepared data in 2 rows (first: row 100, expected {val['labels'][100]}, "
-            f"found {labels[100]})") in str(info.value)
+    assert (f"labels differ from the prepared data in 2 of 6,430 rows (first: row 100, expected {val['labels'][100]} "
+            f"as in data/prepared/val.parquet, found {labels[100]})") in str(info.value)
 
 
 def test_preds_of_the_wrong_length_are_refused(tmp_path, val):
@@ -257,6 +266,7 @@ def audit_setup(tmp_path, val, params_raw):
     layout = Layout(tmp_path / "repo")
     layout.prepared.mkdir(parents=True)
     frame.to_parquet(layout.split("val"))  # the prepared val split the labels and tiers are checked against
+    io.write_json(layout.data_card, {"n_classes": C, "class_tiers": TIER_NAMES[class_tiers()].tolist()})
     return {"path": path, "digest": digest, "cfg_with": cfg_with, "layout": layout}
 
 
@@ -265,21 +275,21 @@ def test_from_published_converts_a_local_copy(audit_setup, val):
 
     s = audit_setup
     cfg = s["cfg_with"](s["digest"])
-    record = from_published(cfg, s["layout"], cfg.arm("kd"), C)
+    record = from_published(cfg, s["layout"], cfg.arm("kd"))
     assert record["available"] is True and record["source"] == "published" and record["arm"] == "kd"
     assert record["file"]["sha256"] == s["digest"] and record["file"]["pinned"] is True
     assert record["file"]["source"] == "local file (published.arms.kd.local)"
     assert record["file"]["what"] == "published.arms.kd" and record["config"]["alpha"] == 0.7
     assert str(s["path"]) not in json.dumps(record)  # arm.json is serialisable and names no host path
-    pred = load_predictions(s["layout"].predictions("kd"))
+    pred = load_predictions(s["layout"].predictions("kd"), val["rows"])
     assert np.array_equal(pred.labels, val["labels"]) and np.array_equal(pred.tiers, val["tiers"])
     np.testing.assert_array_equal(pred.logits, val["arrays"]["logits"])
-    cell = from_published(cfg, s["layout"], cfg.arm("sweep@1-0.7"), C)
+    cell = from_published(cfg, s["layout"], cfg.arm("sweep@1-0.7"))
     assert cell["file"]["what"] == "published.sweep[0].file"
-    grid = load_predictions(s["layout"].predictions("sweep@1-0.7"))
+    grid = load_predictions(s["layout"].predictions("sweep@1-0.7"), val["rows"])
     np.testing.assert_array_equal(grid.logits, val["arrays"]["logits"])
 
-    missing = from_published(cfg, s["layout"], cfg.arm("topk"), C)
+    missing = from_published(cfg, s["layout"], cfg.arm("topk"))
     assert missing["available"] is False and missing["reason"] == NOT_PUBLISHED
     assert not s["layout"].predictions("topk").exists()  # nothing is faked
 
@@ -291,7 +301,7 @@ def test_from_published_refuses_a_wrong_checksum(audit_setup):
     wrong = "9" * 64
     cfg = s["cfg_with"](wrong)
     with pytest.raises(ArtifactError) as info:
-        from_published(cfg, s["layout"], cfg.arm("kd"), C)
+        from_published(cfg, s["layout"], cfg.arm("kd"))
     message = str(info.value)
     assert message.startswith(f"{s['path']} (published.arms.kd): sha256 mismatch: expected {wrong}, "
                               f"found {s['digest']}")
@@ -313,9 +323,13 @@ def train_test(tmp_path_factory):
     return {"path": path, "labels": labels, "logits": logits, "train": train_labels, "test": test_labels}
 
 
+def tt_rows(labels) -> PreparedRows:
+    return PreparedRows("data/prepared/train.parquet then test.parquet", labels, C)
+
+
 def test_load_train_test_logits(train_test):
     assert len(train_test["labels"]) == 79278
-    out = teacher.load_published_logits(train_test["path"], train_test["labels"], C)
+    out = teacher.load_logits(train_test["path"], tt_rows(train_test["labels"]), remedy=DOWNLOAD)
     assert set(out) == {"logits", "labels"}
     assert out["logits"].dtype == np.float16 and out["logits"].shape == (79278, C)
     np.testing.assert_array_equal(out["logits"], train_test["logits"])
@@ -325,7 +339,7 @@ def test_load_train_test_logits(train_test):
 def test_train_test_logits_in_the_wrong_order_are_refused(train_test):
     test_then_train = np.concatenate([train_test["test"], train_test["train"]])
     with pytest.raises(ArtifactError) as info:
-        teacher.load_published_logits(train_test["path"], test_then_train, C)
+        teacher.load_logits(train_test["path"], tt_rows(test_then_train), remedy=DOWNLOAD)
     message = str(info.value)
     assert message.startswith(str(train_test["path"])) and "labels differ from the prepared data in" in message
     assert "misaligned" in message
@@ -333,8 +347,9 @@ def test_train_test_logits_in_the_wrong_order_are_refused(train_test):
 
 def test_train_only_labels_do_not_fit_train_test_logits(train_test):
     with pytest.raises(ArtifactError) as info:
-        teacher.load_published_logits(train_test["path"], train_test["train"], C)
+        teacher.load_logits(train_test["path"], tt_rows(train_test["train"]), remedy=DOWNLOAD)
     assert f"{train_test['path']}: logits have shape (79278, 113); expected (57,846, 113)" in str(info.value)
+    assert "the file belongs to another data version" in str(info.value)
 
 
 @pytest.mark.parametrize("tier_format", ["names", "codes"])
@@ -342,7 +357,7 @@ def test_load_val_logits_with_tiers(tmp_path, val, tier_format):
     tiers = TIER_NAMES[val["tiers"]] if tier_format == "names" else val["tiers"].astype(np.int64)
     path = write(tmp_path / "val_logits_canonical_final.npz", logits=val["arrays"]["logits"], labels=val["labels"],
                  tiers=tiers)
-    out = teacher.load_published_logits(path, val["labels"], C, tiers=val["tiers"])
+    out = teacher.load_logits(path, val["rows"], with_tiers=True)
     assert out["tiers"].dtype == np.int8 and np.array_equal(out["tiers"], val["tiers"])
     assert out["logits"].shape == (N_VAL, C)
 
@@ -350,13 +365,13 @@ def test_load_val_logits_with_tiers(tmp_path, val, tier_format):
 def test_val_logits_with_wrong_or_missing_tiers(tmp_path, val):
     wrong = write(tmp_path / "wrong.npz", logits=val["arrays"]["logits"], labels=val["labels"],
                   tiers=(val["tiers"] + 1) % 3)
-    with pytest.raises(ArtifactError, match=r"wrong\.npz: tiers differ from the prepared data in 6,430 rows"):
-        teacher.load_published_logits(wrong, val["labels"], C, tiers=val["tiers"])
+    with pytest.raises(ArtifactError, match=r"wrong\.npz: tiers differ from the prepared data in 6,430 of 6,430 rows"):
+        teacher.load_logits(wrong, val["rows"], with_tiers=True)
     missing = write(tmp_path / "missing.npz", logits=val["arrays"]["logits"], labels=val["labels"])
     with pytest.raises(ArtifactError, match=r"missing\.npz: missing array 'tiers'"):
-        teacher.load_published_logits(missing, val["labels"], C, tiers=val["tiers"])
+        teacher.load_logits(missing, val["rows"], with_tiers=True)
     # without prepared tiers to check, the file's tiers are not needed
-    out = teacher.load_published_logits(missing, val["labels"], C)
+    out = teacher.load_logits(missing, val["rows"])
     assert "tiers" not in out
 
 

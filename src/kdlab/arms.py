@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from kdlab import io
-from kdlab.config import Config
+from kdlab.config import Config, stage_of
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, load_predictions
+from kdlab.teacher import load_logits
+from kdlab.validate import PreparedRows
 
 
 @dataclass(frozen=True)
@@ -23,20 +23,24 @@ class ArmOutput:
         return self.predictions is not None
 
 
-def load_arm(layout: Layout, name: str) -> ArmOutput:
+def load_arm(layout: Layout, name: str, rows: PreparedRows) -> ArmOutput:
+    """runs/<name>/arm.json and, for an available arm, its predictions checked against the prepared val rows."""
     card = io.read_json(layout.arm_card(name))
-    pred = load_predictions(layout.predictions(name)) if card.get("available") else None
+    if not isinstance(card, dict) or not isinstance(card.get("available"), bool):
+        raise io.ArtifactError(f"{layout.arm_card(name)}: expected a JSON object with `available` true or false, "
+                               f"found {card!r:.80}; rerun `dvc repro {stage_of(name)}`")
+    pred = load_predictions(layout.predictions(name), rows) if card["available"] else None
     return ArmOutput(name, card, pred)
 
 
-def load_arms(cfg: Config, layout: Layout) -> dict[str, ArmOutput]:
+def load_arms(cfg: Config, layout: Layout, rows: PreparedRows) -> dict[str, ArmOutput]:
     """Every arm of params.yaml and every sweep cell (never a glob of runs/, which may hold stale folders)."""
-    return {name: load_arm(layout, name) for name in cfg.arm_names}
+    return {name: load_arm(layout, name, rows) for name in cfg.arm_names}
 
 
-def load_teacher_val(layout: Layout, kind: str = "final") -> Predictions:
-    """The teacher's val logits as :class:`Predictions` (``kind``: final or raw)."""
+def load_teacher_val(layout: Layout, rows: PreparedRows, kind: str = "final") -> Predictions:
+    """The teacher's val logits (``kind``: final or raw) as :class:`Predictions`, checked against the
+    prepared val rows."""
     path = layout.teacher_val_final if kind == "final" else layout.teacher_val_raw
-    arrays = io.load_npz(path, {"logits": "f", "labels": "iu", "tiers": "iu"})
-    return Predictions.from_logits(np.arange(len(arrays["labels"])), arrays["logits"], arrays["labels"],
-                                   arrays["tiers"])
+    out = load_logits(path, rows, with_tiers=True)
+    return Predictions.from_logits(rows.row_id, out["logits"], out["labels"], out["tiers"])

@@ -6,7 +6,8 @@
 
 Each subcommand is one ``add_<name>(subparsers)`` function that registers its
 parser and sets ``func``; add new ones to ``COMMANDS``. User errors print one
-line ``kdlab: error: ...`` and exit with status 1.
+line ``kdlab: error: ...`` and exit with status 1 (usage mistakes: 2); ``KDLAB_DEBUG=1`` shows
+the traceback too (kdlab.errors).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from kdlab.errors import KdlabError
+from kdlab.errors import ArgumentParser, KdlabError, report_errors
 from kdlab.pin import add_pin
 
 
@@ -51,11 +52,20 @@ def student_notebook_command(args: argparse.Namespace) -> int:
         raise CliError(f"{src}: not found")
     if dest.resolve() == src.resolve():
         raise CliError(f"{dest}: the student version would overwrite its source; choose another -o")
-    source = jupytext.reads(src.read_text(), fmt=_format_of(src))
-    student = notebooks.student_notebook(source)
+    fmt = _format_of(src)
+    try:
+        source = jupytext.reads(src.read_text(encoding="utf-8"), fmt=fmt)
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{src}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except ValueError as exc:  # nbformat: not JSON, not a notebook
+        raise CliError(f"{src}: not a readable {fmt} notebook ({exc})") from None
+    try:
+        student = notebooks.student_notebook(source)
+    except notebooks.NotebookTransformError as exc:
+        raise CliError(f"{src}: {exc}") from None
     problems = notebooks.check_student(source, student)
     if problems:
-        raise CliError(f"{src}: the student version is not safe to hand out:\n  " + "\n  ".join(problems))
+        raise CliError(f"{src}: the student version is not safe to hand out: " + "; ".join(problems))
     io.write_text(dest, jupytext.writes(student, fmt=_format_of(dest)))
     n_ex = sum(notebooks.SOLUTION in notebooks.tags(c) for c in source.cells)
     n_rev = sum(notebooks.REVEAL in notebooks.tags(c) for c in source.cells)
@@ -111,7 +121,7 @@ COMMANDS: tuple[Callable[[object], None], ...] = (add_student_notebook, add_resu
 
 # --------------------------------------------------------------------------- #
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kdlab", description="kdlab helper commands")
+    parser = ArgumentParser(prog="kdlab", description="kdlab helper commands")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(sub)
@@ -120,11 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KdlabError as exc:
-        print(f"kdlab: error: {exc}", file=sys.stderr)
-        return 1
+    return report_errors(lambda: args.func(args))
 
 
 if __name__ == "__main__":

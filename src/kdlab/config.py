@@ -361,6 +361,10 @@ def _validate_optim(optim: OptimConfig, where: str) -> None:
     _require(optim.weight_decay >= 0, f"{where}.weight_decay: expected >= 0, found {optim.weight_decay}")
     _require(0 <= optim.warmup_ratio < 1, f"{where}.warmup_ratio: expected in [0, 1), found {optim.warmup_ratio}")
     _require(optim.log_every > 0, f"{where}.log_every: expected a positive integer, found {optim.log_every}")
+    _require(optim.max_grad_norm > 0, f"{where}.max_grad_norm: expected > 0, found {optim.max_grad_norm}")
+    if optim.num_threads is not None:
+        _require(optim.num_threads > 0, f"{where}.num_threads: expected a positive integer or null, "
+                 f"found {optim.num_threads}")
     if optim.max_train_samples is not None:
         _require(optim.max_train_samples > 0, f"{where}.max_train_samples: expected a positive integer or null")
 
@@ -473,9 +477,23 @@ def validate(cfg: Config) -> Config:
     _validate_sweep(cfg)
     _validate_arms(cfg)
     _validate_published(cfg)
+    if t.expected_temperature is not None:
+        _require(t.expected_temperature > 0, f"{src}: teacher.expected_temperature: expected a temperature > 0 "
+                 f"or null, found {t.expected_temperature}")
     ev = cfg.evaluation
     _require(ev.ece_bins > 0, f"{src}: evaluation.ece_bins must be positive, found {ev.ece_bins}")
-    _require(all(0 < t < 1 for t in ev.thresholds), f"{src}: evaluation.thresholds must lie in (0, 1)")
+    _require(len(ev.thresholds) > 0 and all(0 < t < 1 for t in ev.thresholds),
+             f"{src}: evaluation.thresholds: expected one or more values in (0, 1), found {list(ev.thresholds)}")
+    if ev.calibration_fold_size is not None:  # its upper bound is the val size: checked where that is known
+        _require(ev.calibration_fold_size >= 1, f"{src}: evaluation.calibration_fold_size: expected a positive "
+                 f"integer (rows of val) or null (half of val), found {ev.calibration_fold_size}")
+    seeds = {"seed": cfg.seed, "evaluation.calibration_fold_seed": ev.calibration_fold_seed,
+             "evaluation.bootstrap.seed": ev.bootstrap.seed}
+    if cfg.data.synthetic is not None:
+        seeds["data.synthetic.seed"] = cfg.data.synthetic.seed
+    for key, value in seeds.items():
+        _require(0 <= value < 2**32, f"{src}: {key}: expected an integer in 0..{2**32 - 1} (numpy's seed range), "
+                 f"found {value}")
     _require(0 < ev.sla_accuracy <= 1, f"{src}: evaluation.sla_accuracy must be in (0, 1]")
     _require(ev.bootstrap.resamples > 0, f"{src}: evaluation.bootstrap.resamples must be positive")
     _require(ev.bootstrap.loop_resamples > 0, f"{src}: evaluation.bootstrap.loop_resamples: expected a positive "

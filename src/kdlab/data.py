@@ -225,7 +225,11 @@ def load_split(prepared_dir: str | Path, name: str) -> pd.DataFrame:
     path = Path(prepared_dir) / f"{name}.parquet"
     if not path.exists():
         raise DataError(f"{path}: not found; run `dvc repro prepare` first")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow: ArrowInvalid (a ValueError), ArrowIOError (an OSError)
+        raise DataError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc}); "
+                        "rerun `dvc repro prepare`") from None
 
 
 def class_tiers_from_card(card: dict) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kdlab import calibration, io, metrics, selective
+from kdlab import calibration, io, metrics, selective, validate
 from kdlab.config import TIERS, ArmConfig, Config, EvaluationConfig, stage_of
 from kdlab.errors import KdlabError
 from kdlab.predictions import Predictions
@@ -73,7 +73,7 @@ def save_model_folder(folder: str | Path, model, tokenizer, labels: Sequence[str
     tokenizer = copy.deepcopy(tokenizer)
     tokenizer.model_max_length = max_length
     folder = Path(folder)
-    with tempfile.TemporaryDirectory(prefix=".tokenizer-", dir=folder) as tmp:
+    with tempfile.TemporaryDirectory(prefix=".tokenizer.", suffix=io.TEMP_SUFFIX, dir=folder) as tmp:
         tokenizer.save_pretrained(tmp)
         for name in sorted(os.listdir(tmp)):
             os.replace(Path(tmp) / name, folder / name)  # one rename per file: never half-written
@@ -95,8 +95,7 @@ def card_numbers(pred: Predictions, class_tiers: np.ndarray, evaluation: Evaluat
     def summary(p: Predictions, temperature: float = 1.0) -> dict:
         return metrics.summarize(p.probs(temperature), p.labels, p.preds, p.tiers, class_tiers, bins)
 
-    cal_idx, eval_idx = calibration.calibration_fold(len(pred.labels), evaluation.calibration_fold_seed,
-                                                     evaluation.calibration_fold_size)
+    cal_idx, eval_idx = validate.calibration_fold(evaluation, len(pred.labels))
     fit = calibration.fit_temperature(pred.logits32()[cal_idx], pred.labels[cal_idx])
     half = pred.subset(eval_idx)
     return {

@@ -31,6 +31,8 @@ from typing import Any, Callable, Optional
 import yaml
 
 from kdlab.errors import KdlabError
+from kdlab.typed import ParamsError
+from kdlab.yamlfile import parse_yaml
 from kdlab.io import atomic_path, sha256_file
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -172,9 +174,13 @@ def _entry(file: str, text: str, package: tuple[str, ...], keys: tuple[Any, ...]
 
 
 def find_hub_entries(text: str, file: str, package: tuple[str, ...] = ()) -> list[HubEntry]:
-    """The Hub artifacts of one YAML text, in file order; ``file`` names it in messages."""
+    """The Hub artifacts of one YAML text, in file order; ``file`` names it in messages. A syntax error or
+    a duplicate key (which would leave the pin on the copy Hydra ignores) names the file, line and column."""
     try:
+        parse_yaml(text, file)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except ParamsError as exc:
+        raise PinError(f"{exc}. {NOTHING_WRITTEN}") from None
     except yaml.YAMLError as exc:
         raise PinError(f"{file}: not valid YAML ({exc}); fix the file. {NOTHING_WRITTEN}") from None
     if root is None:

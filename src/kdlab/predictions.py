@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kdlab.config import TIERS
-from kdlab.io import ArtifactError, load_npz, save_npz
+from kdlab.io import load_npz, save_npz
+from kdlab.validate import REBUILD, PreparedRows, as_float16, check_arrays
 
 
 @dataclass(frozen=True)
@@ -67,38 +67,19 @@ class Predictions:
 
 
 def save_predictions(path: str | Path, pred: Predictions) -> None:
+    """Write ``pred`` in the format above; logits that are not finite in float16 are never written."""
     save_npz(
         path,
         row_id=pred.row_id.astype(np.int64),
-        logits=pred.logits.astype(np.float16),
+        logits=as_float16(path, pred.logits, "nothing was written: the stage that computed them must refuse first"),
         preds=pred.preds.astype(np.int64),
         labels=pred.labels.astype(np.int64),
         tiers=pred.tiers.astype(np.int8),
     )
 
 
-def load_predictions(path: str | Path) -> Predictions:
+def load_predictions(path: str | Path, rows: PreparedRows, remedy: str = REBUILD) -> Predictions:
+    """A stored predictions file, checked against the prepared val rows (:func:`kdlab.validate.check_arrays`)."""
     arrays = load_npz(path, {"row_id": "iu", "logits": "f", "preds": "iu", "labels": "iu", "tiers": "iu"})
-    logits = arrays["logits"]
-    if not np.isfinite(logits).all():
-        raise ArtifactError(f"{path}: logits contain NaN or inf; regenerate the run")
-    pred = Predictions(arrays["row_id"].astype(np.int64), logits, arrays["preds"].astype(np.int64),
-                       arrays["labels"].astype(np.int64), arrays["tiers"].astype(np.int8))
-    check_preds_are_argmax(pred, path)
-    if pred.tiers.min(initial=0) < 0 or pred.tiers.max(initial=0) >= len(TIERS):
-        raise ArtifactError(f"{path}: tiers must be codes 0..{len(TIERS) - 1}")
-    return pred
-
-
-def check_preds_are_argmax(pred: Predictions, path: str | Path) -> None:
-    """Each stored prediction must reach the row's maximum logit (ties allowed)."""
-    n, c = pred.logits.shape
-    if pred.preds.min(initial=0) < 0 or pred.preds.max(initial=0) >= c:
-        raise ArtifactError(f"{path}: preds must be class ids in 0..{c - 1}")
-    chosen = pred.logits[np.arange(n), pred.preds]
-    off = np.flatnonzero(chosen < pred.logits.max(axis=1))
-    if off.size:
-        raise ArtifactError(
-            f"{path}: {off.size} stored preds are not an argmax of the stored logits (first row {off[0]}); "
-            "the file is inconsistent: regenerate it"
-        )
+    out = check_arrays(path, arrays, rows, remedy, tiers_key="tiers", row_id=True, preds=True)
+    return Predictions(out["row_id"], out["logits"], out["preds"], out["labels"], out["tiers"])

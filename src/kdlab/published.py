@@ -2,39 +2,23 @@
 
 The course's files (STUDY.md §3) hold ``logits`` (N_val, C), ``preds``,
 ``labels`` and ``val_tiers``. Each is checked against the prepared val split
-row by row before anything is written, so every later stage runs unchanged on
-published and on trained arms.
+row by row before anything is written (:func:`kdlab.validate.check_arrays`), so
+every later stage runs unchanged on published and on trained arms.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from kdlab.io import ArtifactError, load_npz
-from kdlab.predictions import Predictions, check_preds_are_argmax
-from kdlab.teacher import check_labels, check_logits, tier_codes
+from kdlab.io import load_npz
+from kdlab.predictions import Predictions
+from kdlab.validate import DOWNLOAD, PreparedRows, check_arrays
 
 REQUIRED = {"logits": "f", "preds": "iu", "labels": "iu", "val_tiers": "iuUS"}
 
 
-def convert_published_predictions(path: str | Path, val_labels: np.ndarray, val_tiers: np.ndarray,
-                                  n_classes: int) -> Predictions:
-    """Validate a published predictions file against the prepared val split and convert it."""
-    arrays = load_npz(path, REQUIRED)
-    check_logits(path, arrays["logits"], len(val_labels), n_classes)
-    if arrays["preds"].shape != (len(val_labels),):
-        raise ArtifactError(f"{path}: preds have shape {arrays['preds'].shape}; expected ({len(val_labels)},)")
-    check_labels(path, arrays["labels"], val_labels)
-    tiers = tier_codes(arrays["val_tiers"], path)
-    check_labels(path, tiers, val_tiers, what="val_tiers")
-    pred = Predictions(
-        row_id=np.arange(len(val_labels), dtype=np.int64),
-        logits=arrays["logits"].astype(np.float16),
-        preds=arrays["preds"].astype(np.int64),
-        labels=arrays["labels"].astype(np.int64),
-        tiers=tiers,
-    )
-    check_preds_are_argmax(pred, path)
-    return pred
+def convert_published_predictions(path: str | Path, rows: PreparedRows) -> Predictions:
+    """Validate a published predictions file against the prepared val rows and convert it."""
+    out = check_arrays(path, load_npz(path, REQUIRED), rows, DOWNLOAD, tiers_key="val_tiers", preds=True)
+    return Predictions(row_id=rows.row_id.copy(), logits=out["logits"], preds=out["preds"], labels=out["labels"],
+                       tiers=out["tiers"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,23 +27,41 @@ class UntrackedParamError(KdlabError):
     """A stage read a param that dvc.yaml does not list for it (a bug in dvc.yaml or in the stage)."""
 
 
+@dataclass(frozen=True)
+class StageSpec:
+    """What dvc.yaml declares for one stage: the params it lists and its outs (paths from the root)."""
+
+    params: list[str]  # keys of params.yaml; [ALL] for the whole file
+    outs: list[str]
+
+
+def stage_specs(root: Path, stages: Sequence[str]) -> dict[str, StageSpec]:
+    """The :class:`StageSpec` of each of ``stages`` that dvc.yaml in ``root`` declares (one DVC call for all);
+    empty when ``root`` holds no dvc.yaml (e.g. a test calling a stage)."""
+    if not (root / "dvc.yaml").is_file():
+        return {}
+    from dvc.repo import Repo  # DVC resolves foreach / matrix / ${...} exactly as it runs them
+
+    specs = {}
+    with Repo(str(root)) as repo:
+        for stage in dict.fromkeys(stages):
+            try:
+                (found,) = repo.stage.collect(stage)
+            except Exception:  # noqa: BLE001 - DVC raises several types for an unknown stage name
+                continue
+            keys: list[str] = []
+            for dep in found.deps:
+                if getattr(dep, "def_path", None) == "params.yaml" and hasattr(dep, "params"):
+                    keys += list(dep.params) if dep.params else [ALL]
+            specs[stage] = StageSpec(keys, [str(out.def_path) for out in found.outs])
+    return specs
+
+
 def stage_params(root: Path, stage: str) -> list[str] | None:
     """Keys of params.yaml that dvc.yaml lists for ``stage`` (``[ALL]`` for the whole file);
     None when ``root`` holds no dvc.yaml or the stage is not in it (e.g. a test calling a stage)."""
-    if not (root / "dvc.yaml").is_file():
-        return None
-    from dvc.repo import Repo  # DVC resolves foreach / matrix / ${...} exactly as it runs them
-
-    with Repo(str(root)) as repo:
-        try:
-            (found,) = repo.stage.collect(stage)
-        except Exception:  # noqa: BLE001 - DVC raises several types for an unknown stage name
-            return None
-        keys: list[str] = []
-        for dep in found.deps:
-            if getattr(dep, "def_path", None) == "params.yaml" and hasattr(dep, "params"):
-                keys += list(dep.params) if dep.params else [ALL]
-        return keys
+    spec = stage_specs(root, [stage]).get(stage)
+    return spec.params if spec else None
 
 
 def _covers(path: str, allowed: Sequence[str]) -> str:

@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from kdlab import calibration, data, io, stats
+from kdlab import data, stats, validate
 from kdlab.arms import ArmOutput, load_arms, load_teacher_val
 from kdlab.config import TIERS, Config
 from kdlab.paths import Layout
@@ -76,8 +76,7 @@ class Study:
     @cached_property
     def fold(self) -> tuple[np.ndarray, np.ndarray]:
         """(cal_idx, eval_idx): the homework's calibration / evaluation halves of val."""
-        ev = self.cfg.evaluation
-        return calibration.calibration_fold(self.n, ev.calibration_fold_seed, ev.calibration_fold_size)
+        return validate.calibration_fold(self.cfg.evaluation, self.n, self.cfg.source_file)
 
     def temperature(self, arm: str) -> float:
         """Temperature fitted on the calibration half (calibrate stage); "teacher_raw" for the raw teacher."""
@@ -129,11 +128,15 @@ class Study:
 
 
 def load_study(cfg: Config, layout: Layout) -> Study:
+    """Everything an analysis reads; every stored array checked against data/prepared/val.parquet."""
+    rows = validate.prepared_val(layout)
+    arms = load_arms(cfg, layout, rows)
     return Study(
         cfg=cfg,
-        card=io.read_json(layout.data_card),
-        teacher=load_teacher_val(layout, "final"),
-        teacher_raw=load_teacher_val(layout, "raw"),
-        arms=load_arms(cfg, layout),
-        calibration=io.read_json(layout.results / "calibration.json"),
+        card=validate.read_data_card(layout),
+        teacher=load_teacher_val(layout, rows, "final"),
+        teacher_raw=load_teacher_val(layout, rows, "raw"),
+        arms=arms,
+        calibration=validate.read_temperatures(layout.results / "calibration.json",
+                                               [name for name, arm in arms.items() if arm.available]),
     )

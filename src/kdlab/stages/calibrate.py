@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from kdlab import calibration, io
+from kdlab import calibration, io, validate
 from kdlab.arms import load_arms, load_teacher_val
 from kdlab.config import Config
 from kdlab.paths import Layout
@@ -24,17 +24,19 @@ def fit_record(pred, cal_idx) -> dict:
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
-    teacher_raw = load_teacher_val(layout, "raw")
-    n = len(teacher_raw.labels)
+    rows = validate.prepared_val(layout)
+    teacher_raw = load_teacher_val(layout, rows, "raw")
+    arms = load_arms(cfg, layout, rows)
+    n = rows.n
     ev = cfg.evaluation
-    cal_idx, eval_idx = calibration.calibration_fold(n, ev.calibration_fold_seed, ev.calibration_fold_size)
+    cal_idx, eval_idx = validate.calibration_fold(ev, n, cfg.source_file)
     out = {
         "fold": {"seed": ev.calibration_fold_seed, "n": n, "cal_size": int(len(cal_idx)),
                  "eval_size": int(len(eval_idx)), "definition": "np.random.RandomState(seed).permutation(n)"},
         "teacher_raw": fit_record(teacher_raw, cal_idx),
         "arms": {},
     }
-    for name, arm in load_arms(cfg, layout).items():
+    for name, arm in arms.items():
         out["arms"][name] = fit_record(arm.predictions, cal_idx) if arm.available else \
             {"available": False, "reason": arm.card.get("reason", "not available")}
     io.write_json(layout.results / "calibration.json", out)

@@ -9,10 +9,10 @@ from typing import Callable, Sequence
 
 from kdlab import io
 from kdlab.config import Config, load_config
-from kdlab.errors import KdlabError
+from kdlab.errors import ArgumentParser, KdlabError, report_errors
 from kdlab.paths import Layout
 from kdlab.resolved import config_record, record_differences
-from kdlab.tracked import restrict, stage_params
+from kdlab.tracked import restrict, stage_specs
 
 STUDY_STAGE = "study"
 # what the stages after training read; dvc.yaml lists the same keys for `study` (a test checks it)
@@ -33,7 +33,11 @@ def check_study(cfg: Config, layout: Layout, keys: Sequence[str]) -> None:
     path = layout.study
     if not path.is_file():
         raise StageError(f"{path}: not found; run `dvc repro` (the stage `study` writes it)")
-    stored = io.read_json(path).get("config")
+    record = io.read_json(path)
+    stored = record.get("config") if isinstance(record, dict) else None
+    if not isinstance(stored, dict):
+        raise StageError(f"{path}: expected a JSON object with the `config` the stage `study` records, found "
+                         f"{type(record).__name__}; delete it and run `dvc repro`")
     differences = record_differences(stored, config_record(cfg, keys))
     if "profile" in differences:  # the usual cause, and it explains every other difference
         differences = ["profile"] + [d for d in differences if d != "profile"]
@@ -52,32 +56,36 @@ def stage_main(
     stage_name: Callable[[argparse.Namespace], str],
     needs_study: bool = False,
 ) -> int:
-    """Parse ``--params``, load the config once, run; print user errors as one line.
+    """Parse ``--params``, load the config once, run; print user errors as one line (kdlab.errors).
 
     ``stage_name`` gives the DVC stage this process runs (e.g. ``train@kd``); when the
     working directory holds dvc.yaml, the stage then sees only the params dvc.yaml lists
-    for it (:mod:`kdlab.tracked`). ``needs_study``: the stage depends on results/study.json
+    for it (:mod:`kdlab.tracked`), and what a killed earlier run left of its outs (temporary
+    files) is removed first. ``needs_study``: the stage depends on results/study.json
     instead of params; it sees the keys the `study` stage tracks, checked against that file.
     """
-    parser = argparse.ArgumentParser(description=description)
+    parser = ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
     if add_arguments:
         add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
+
+    def start() -> None:
         cfg = load_config(args.params)
         layout = Layout()
         name = stage_name(args)
+        specs = stage_specs(Path("."), [name, STUDY_STAGE] if needs_study else [name])
+        if name in specs:
+            io.remove_stale_temps(specs[name].outs)
         if needs_study:
-            keys = stage_params(Path("."), STUDY_STAGE) or list(STUDY_KEYS)  # no dvc.yaml (tests): the default
+            # no dvc.yaml (tests): the default
+            keys = specs[STUDY_STAGE].params if STUDY_STAGE in specs else list(STUDY_KEYS)
             check_study(cfg, layout, keys)
         else:
-            keys = stage_params(Path("."), name)
+            keys = specs[name].params if name in specs else None
         run(restrict(cfg, keys, name), layout, args)
-    except KdlabError as exc:
-        print(f"kdlab: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+    return report_errors(start)
 
 
 def fixed_name(name: str) -> Callable[[argparse.Namespace], str]:

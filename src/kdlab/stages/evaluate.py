@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from kdlab import calibration, data, io, metrics
+from kdlab import data, io, metrics, validate
 from kdlab.arms import load_arms, load_teacher_val
 from kdlab.config import Config
 from kdlab.paths import Layout
@@ -54,13 +54,15 @@ def write_headline(folder, out: dict) -> None:
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
-    class_tiers = data.class_tiers_from_card(io.read_json(layout.data_card))
-    cal = io.read_json(layout.results / "calibration.json")
+    class_tiers = data.class_tiers_from_card(validate.read_data_card(layout))
+    rows = validate.prepared_val(layout)
     ev = cfg.evaluation
-    teacher = load_teacher_val(layout, "final")
-    _, eval_idx = calibration.calibration_fold(len(teacher.labels), ev.calibration_fold_seed,
-                                               ev.calibration_fold_size)
-    teacher_raw = load_teacher_val(layout, "raw")
+    teacher = load_teacher_val(layout, rows, "final")
+    _, eval_idx = validate.calibration_fold(ev, rows.n, cfg.source_file)
+    teacher_raw = load_teacher_val(layout, rows, "raw")
+    arms = load_arms(cfg, layout, rows)
+    cal = validate.read_temperatures(layout.results / "calibration.json",
+                                     [name for name, arm in arms.items() if arm.available])
     out = {
         "profile": cfg.profile,
         "n_val": int(len(teacher.labels)),
@@ -69,7 +71,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
         "teacher_raw": views(teacher_raw, class_tiers, eval_idx, cal["teacher_raw"]["temperature"], ev.ece_bins),
         "arms": {},
     }
-    for name, arm in load_arms(cfg, layout).items():
+    for name, arm in arms.items():
         if not arm.available:
             out["arms"][name] = {"available": False, "reason": arm.card.get("reason", "not available")}
             continue

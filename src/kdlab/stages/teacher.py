@@ -16,46 +16,50 @@ import tempfile
 
 import numpy as np
 
-from kdlab import calibration, data, io, metrics, remote, teacher
+from kdlab import calibration, data, io, metrics, remote, teacher, validate
+from kdlab.arms import load_teacher_val
 from kdlab.config import Config
 from kdlab.paths import Layout
 from kdlab.stages.common import StageError, fixed_name, run_stage, stage_main
 
 
 def published(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
-    """Fetch and validate the published files; return metadata for the card."""
-    pub, records = cfg.teacher.published, []
+    """Fetch and validate the published files, then write data/teacher/; return metadata for the card.
+    Every file is checked (and the raw val logits derived) before the first one is written."""
+    pub, records, files = cfg.teacher.published, [], {}
     with tempfile.TemporaryDirectory(prefix="kdlab-teacher-") as tmp:
         def get(artifact, what):
             path, rec = remote.fetch(artifact, what, tmp)
             records.append(rec.as_dict())
             return path
 
-        val = splits["val"]
-        val_labels, val_tiers = val["label"].to_numpy(), data.tier_codes_of(val)
-        val_final = teacher.load_published_logits(get(pub.val_final, "teacher.published.val_final"),
-                                                  val_labels, n_classes, tiers=val_tiers)
+        val_path = get(pub.val_final, "teacher.published.val_final")
+        val_final = teacher.load_logits(val_path, validate.prepared_val(layout), with_tiers=True,
+                                        remedy=validate.DOWNLOAD)
         meta_path = get(pub.metadata, "teacher.published.metadata") if pub.metadata else None
-        temperature = teacher.temperature_from_metadata(meta_path) or cfg.teacher.expected_temperature
+        found = teacher.temperature_from_metadata(meta_path)
+        temperature = found or cfg.teacher.expected_temperature
         meta = {"source": "published", "temperature": temperature,
-                "temperature_from": "metadata.json" if meta_path and teacher.temperature_from_metadata(meta_path)
-                else "teacher.expected_temperature"}
+                "temperature_from": "metadata.json" if found else "teacher.expected_temperature"}
         if cfg.teacher.need_train_logits:
-            tt_labels = data.training_frame(splits, ["train", "test"])["label"].to_numpy()
+            tt_rows = validate.prepared_train_test(layout, splits, n_classes)
             for kind, artifact in (("raw", pub.train_test_raw), ("final", pub.train_test_final)):
-                arrays = teacher.load_published_logits(get(artifact, f"teacher.published.train_test_{kind}"),
-                                                       tt_labels, n_classes)
-                io.save_npz(layout.teacher / f"train_test_logits_{kind}.npz", **arrays)
-                meta[f"train_test_{kind}_rows"] = len(tt_labels)
-            raw = np.load(layout.teacher_train_test_raw)["logits"]
-            final = np.load(layout.teacher_train_test_final)["logits"]
-            meta["implied_temperature"] = teacher.implied_temperature(raw, final)
+                files[layout.teacher / f"train_test_logits_{kind}.npz"] = teacher.load_logits(
+                    get(artifact, f"teacher.published.train_test_{kind}"), tt_rows, remedy=validate.DOWNLOAD)
+                meta[f"train_test_{kind}_rows"] = tt_rows.n
+            meta["implied_temperature"] = teacher.implied_temperature(files[layout.teacher_train_test_raw]["logits"],
+                                                                      files[layout.teacher_train_test_final]["logits"])
     if temperature is None:
         raise StageError("teacher: no temperature in metadata.json and teacher.expected_temperature is null; "
                          "set teacher.expected_temperature to derive the raw val logits")
-    io.save_npz(layout.teacher_val_final, **val_final)
-    raw_val = (val_final["logits"].astype(np.float32) * np.float32(temperature)).astype(np.float16)
-    io.save_npz(layout.teacher_val_raw, logits=raw_val, labels=val_final["labels"], tiers=val_final["tiers"])
+    raw_val = validate.as_float16(f"{val_path} x temperature {temperature:g}",
+                                  val_final["logits"].astype(np.float32) * np.float32(temperature),
+                                  "the raw val logits (val_logits_final x T) cannot be stored: check the temperature "
+                                  "in metadata.json or teacher.expected_temperature")
+    files[layout.teacher_val_final] = val_final
+    files[layout.teacher_val_raw] = {"logits": raw_val, "labels": val_final["labels"], "tiers": val_final["tiers"]}
+    for path, arrays in files.items():
+        io.save_npz(path, **arrays)
     meta["val_raw"] = "derived: val_logits_final x temperature (only the scaled val logits are published)"
     meta["files"] = records
     return meta
@@ -88,18 +92,29 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
     )
     raw_tt = predict_logits(accelerator, model, everything, spec.optim.eval_batch_size, tokenizer.pad_token_id)
     raw_val = predict_logits(accelerator, model, val, spec.optim.eval_batch_size, tokenizer.pad_token_id)
+    diverged = "training diverged: lower teacher.trained.optim.learning_rate or set its precision to fp32"
+
+    def fp16(values, what):
+        return validate.as_float16(f"teacher: the trained teacher's {what}", values, diverged)
+
+    validate.check_finite("teacher: the trained teacher's train+test logits", raw_tt, "logits", diverged)
+    validate.check_finite("teacher: the trained teacher's val logits", raw_val, "logits", diverged)
     temp = calibration.fit_temperature(raw_tt[cal_rows], frame["label"].to_numpy()[cal_rows])
     if not temp.converged:
         raise StageError(f"teacher: temperature fit did not converge (|grad| {temp.grad_norm:.3g}, "
                          f"T {temp.temperature:.4g}); increase teacher.trained.calibration_fraction")
     labels_tt = frame["label"].to_numpy()
-    io.save_npz(layout.teacher_train_test_raw, logits=raw_tt.astype(np.float16), labels=labels_tt)
-    io.save_npz(layout.teacher_train_test_final, logits=(raw_tt / temp.temperature).astype(np.float16),
-                labels=labels_tt)
     val_labels, val_tiers = splits["val"]["label"].to_numpy(), data.tier_codes_of(splits["val"])
-    io.save_npz(layout.teacher_val_raw, logits=raw_val.astype(np.float16), labels=val_labels, tiers=val_tiers)
-    io.save_npz(layout.teacher_val_final, logits=(raw_val / temp.temperature).astype(np.float16),
-                labels=val_labels, tiers=val_tiers)
+    files = {  # every cast checked before the first file is written
+        layout.teacher_train_test_raw: dict(logits=fp16(raw_tt, "train+test logits"), labels=labels_tt),
+        layout.teacher_train_test_final: dict(logits=fp16(raw_tt / temp.temperature, "scaled train+test logits"),
+                                              labels=labels_tt),
+        layout.teacher_val_raw: dict(logits=fp16(raw_val, "val logits"), labels=val_labels, tiers=val_tiers),
+        layout.teacher_val_final: dict(logits=fp16(raw_val / temp.temperature, "scaled val logits"),
+                                       labels=val_labels, tiers=val_tiers),
+    }
+    for path, arrays in files.items():
+        io.save_npz(path, **arrays)
     return {"source": "trained", "temperature": temp.temperature,
             "temperature_fit": {**temp.__dict__, "fold": "held-out calibration rows of train+test",
                                 "rows": int(len(cal_rows))},
@@ -108,7 +123,7 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
-    card_in = io.read_json(layout.data_card)
+    card_in = validate.read_data_card(layout)
     n_classes = card_in["n_classes"]
     splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
     layout.teacher.mkdir(parents=True, exist_ok=True)
@@ -117,16 +132,14 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     io.write_json(layout.teacher / "metadata.json", meta)
 
     class_tiers = data.class_tiers_from_card(card_in)
-    val = io.load_npz(layout.teacher_val_final)
-    val_raw = io.load_npz(layout.teacher_val_raw)
+    rows = validate.prepared_val(layout)
     card = {"source": meta["source"], "temperature": meta["temperature"]}
     if "backbone" in meta:  # what the report's labels name (a trained teacher's size)
         card["backbone"] = meta["backbone"]
-    for name, arrays in (("final", val), ("raw", val_raw)):
-        probs = metrics.softmax(arrays["logits"].astype(np.float32))
-        preds = arrays["logits"].astype(np.float32).argmax(axis=1)
-        card[name] = metrics.summarize(probs, arrays["labels"], preds, arrays["tiers"], class_tiers,
-                                       cfg.evaluation.ece_bins)
+    for name in ("final", "raw"):
+        pred = load_teacher_val(layout, rows, name)  # read back as every later stage reads it
+        card[name] = metrics.summarize(metrics.softmax(pred.logits32()), pred.labels, pred.preds, pred.tiers,
+                                       class_tiers, cfg.evaluation.ece_bins)
     io.write_json(layout.teacher_card, card)
     f = card["final"]
     print(f"teacher ({meta['source']}): val macro F1 {f['overall']['macro_f1']:.4f}, ECE {f['overall']['ece']:.4f}, "

@@ -26,7 +26,7 @@ from kdlab.tokenization import build_tokenizer
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     target = layout.tokenizer
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=io.temp_prefix(target), suffix=io.TEMP_SUFFIX, dir=target.parent))
     try:
         if cfg.trains_models:
             corpus = data.load_split(layout.prepared, "train")["text"].tolist() if cfg.student.source == "tiny" else []

@@ -16,12 +16,13 @@ import argparse
 import dataclasses
 import tempfile
 
-from kdlab import io, remote
-from kdlab.config import ArmConfig, Config, stage_of
+from kdlab import io, remote, validate
+from kdlab.config import ArmConfig, Config, ConfigError, stage_of
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, save_predictions
 from kdlab.published import convert_published_predictions
-from kdlab.stages.common import StageError, run_stage, stage_main
+from kdlab.stages.common import run_stage, stage_main
+from kdlab.teacher import load_logits
 
 NOT_PUBLISHED = "not published (train mode)"
 
@@ -30,17 +31,14 @@ def arm_record(arm: ArmConfig) -> dict:
     return dataclasses.asdict(arm)
 
 
-def from_published(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> dict:
+def from_published(cfg: Config, layout: Layout, arm: ArmConfig) -> dict:
     artifact, key = cfg.published.artifact(arm)
     if artifact is None:
         return {"arm": arm.name, "available": False, "reason": NOT_PUBLISHED, "config": arm_record(arm)}
-    from kdlab import data  # pandas, only for arms with a file: an unpublished arm's stage starts in half the time
-
-    val = data.load_split(layout.prepared, "val")
-    labels, tiers = val["label"].to_numpy(), data.tier_codes_of(val)
+    rows = validate.prepared_val(layout)  # pandas: only for arms with a file (an unpublished arm's stage starts faster)
     with tempfile.TemporaryDirectory(prefix="kdlab-arm-") as tmp:
         path, fetched = remote.fetch(artifact, key, tmp)
-        save_predictions(layout.predictions(arm.name), convert_published_predictions(path, labels, tiers, n_classes))
+        save_predictions(layout.predictions(arm.name), convert_published_predictions(path, rows))
     return {"arm": arm.name, "available": True, "source": "published", "config": arm_record(arm),
             "file": fetched.as_dict()}
 
@@ -67,12 +65,7 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     teacher_logits = None
     if arm.uses_teacher:
         path = layout.teacher_train_test_final if arm.teacher_logits == "final" else layout.teacher_train_test_raw
-        stored = io.load_npz(path, {"logits": "f", "labels": "iu"})
-        expected_rows = len(splits["train"]) + len(splits["test"])
-        if stored["logits"].shape != (expected_rows, n_classes):
-            raise StageError(f"{path}: logits have shape {stored['logits'].shape}, expected "
-                             f"({expected_rows}, {n_classes}); rerun `dvc repro teacher`")
-        teacher_logits = stored["logits"]
+        teacher_logits = load_logits(path, validate.prepared_train_test(layout, splits, n_classes))["logits"]
     max_len = cfg.data.max_length
     train_set = encode(frame["text"].tolist(), frame["label"].to_numpy(), tokenizer, max_len,
                        teacher_rows=frame["teacher_row"].to_numpy())
@@ -87,6 +80,8 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     )
     logits = predict_logits(accelerator, model, val_set, cfg.optim.eval_batch_size, tokenizer.pad_token_id,
                             desc=f"predict@{arm.name}")
+    logits = validate.as_float16(f"train@{arm.name}: the model's val logits", logits,
+                                 "training diverged: lower optim.learning_rate or set optim.precision to fp32")
     pred = Predictions.from_logits(val["row_id"].to_numpy(), logits, val["label"].to_numpy(),
                                    data.tier_codes_of(val))
     save_predictions(layout.predictions(arm.name), pred)
@@ -99,13 +94,21 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     return record, summary.run_facts
 
 
+def check_arm(arm: ArmConfig, n_classes: int, source: str) -> None:
+    """What only the data can tell: a top-k cannot keep more classes than there are."""
+    if arm.top_k is not None and arm.top_k > n_classes:
+        raise ConfigError(f"{source}: arms.{arm.name}.top_k: expected 1..{n_classes} (the classes of "
+                          f"data_card.json), found {arm.top_k}")
+
+
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     arm = cfg.arm(args.arm)
-    card = io.read_json(layout.data_card)
+    card = validate.read_data_card(layout)
+    check_arm(arm, card["n_classes"], cfg.source_file)
     layout.run(arm.name).mkdir(parents=True, exist_ok=True)
     facts: dict = {}
     if cfg.arm_source == "published":
-        record = from_published(cfg, layout, arm, card["n_classes"])
+        record = from_published(cfg, layout, arm)
     else:
         record, facts = trained(cfg, layout, arm, card["n_classes"])
     io.write_json(layout.arm_card(arm.name), record)
