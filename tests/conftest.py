@@ -38,6 +38,14 @@ def course_data() -> Path:
     return COURSE_DATA
 
 
+@pytest.fixture(scope="session")
+def good_repos(tmp_path_factory):
+    """The good tiny repositories the bad-input cases break copies of (tests/bad_inputs.py)."""
+    from bad_inputs import GoodRepos
+
+    return GoodRepos(tmp_path_factory.mktemp("good-repos"))
+
+
 # what a clone holds that the pipeline reads (the committed dvc.lock and headline metrics included)
 COPY = ["src", "conf", "params.yaml", "dvc.yaml", "dvc.lock", "metrics/headline", "reports/paper.tex",
         "pyproject.toml", ".gitignore", ".dvcignore"]

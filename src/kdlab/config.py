@@ -506,6 +506,9 @@ def validate(cfg: Config) -> Config:
 # --------------------------------------------------------------------------- #
 def config_from_mapping(raw: dict[str, Any], source: str = "params.yaml") -> Config:
     """Build and validate a :class:`Config` from the contents of params.yaml."""
+    if raw is None:
+        raise ConfigError(f"{source}: is empty; expected the params mapping: compose it from conf/ with "
+                          "`dvc exp run -S profile=demo` (or audit, or train), or restore it with `git checkout`")
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, found {type(raw).__name__}")
     if "profiles" in raw:

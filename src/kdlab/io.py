@@ -84,26 +84,28 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path, what: str = "") -> Any:
     """Parse a JSON file; a missing, empty, non-UTF-8 or malformed file is an :class:`ArtifactError`
-    naming it (and ``what``, e.g. the param that points to it)."""
+    naming it. ``what``: the param that points to an input file (e.g. ``teacher.published.metadata``),
+    named in the message; without it the file is a stage's output, and the message says to rebuild it."""
     path = Path(path)
     name = f"{path} ({what})" if what else str(path)
+    remedy = f"fix the file or point {what} at the right one" if what else \
+        "delete it and rerun the stage that writes it (dvc repro)"
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ArtifactError(f"{name}: not found; run the stage that writes it (dvc repro)") from None
+        raise ArtifactError(f"{name}: not found; " + (remedy if what else "run the stage that writes it (dvc repro)")) \
+            from None
     except IsADirectoryError:
-        raise ArtifactError(f"{name}: is a folder; expected a JSON file") from None
+        raise ArtifactError(f"{name}: is a folder; expected a JSON file: {remedy}") from None
     except UnicodeDecodeError as exc:
         raise ArtifactError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start}); expected a JSON file: "
-                            "replace it with the right file (or delete it and rerun the stage that writes it)") from None
+                            f"{remedy}") from None
     if not text.strip():
-        raise ArtifactError(f"{name}: is empty; expected a JSON document: replace it with the right file "
-                            "(or delete it and rerun the stage that writes it)")
+        raise ArtifactError(f"{name}: is empty; expected a JSON document: {remedy}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{name}: not valid JSON ({exc}); replace it with the right file "
-                            "(or delete it and rerun the stage that writes it)") from None
+        raise ArtifactError(f"{name}: not valid JSON ({exc}); {remedy}") from None
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
@@ -116,6 +118,7 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
             np.savez(handle, **arrays)
 
 
+_KINDS = {"f": "float", "i": "signed integer", "u": "unsigned integer", "U": "text", "S": "bytes"}
 _NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (an empty one: the second)
 _NPY_MAGIC = b"\x93NUMPY"
 
@@ -163,10 +166,12 @@ def load_npz(path: str | Path, required: dict[str, str] | None = None) -> dict[s
                             "numpy (np.savez): download or regenerate it")
     for key, kinds in (required or {}).items():
         if key not in arrays:
-            raise ArtifactError(f"{path}: missing array {key!r}; expected keys {sorted(required)}, found {sorted(arrays)}")
+            raise ArtifactError(f"{path}: missing array {key!r}; expected keys {sorted(required)}, found "
+                                f"{sorted(arrays)}: download or regenerate it")
         if arrays[key].dtype.kind not in kinds:
             raise ArtifactError(
-                f"{path}: array {key!r} has dtype {arrays[key].dtype}; expected kind {kinds!r}"
+                f"{path}: array {key!r} has dtype {arrays[key].dtype}; expected kind {kinds!r} "
+                f"({', '.join(_KINDS[k] for k in kinds)}): download or regenerate it"
             )
     return arrays
 

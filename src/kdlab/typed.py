@@ -60,7 +60,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ParamsError(f"{where}: expected a mapping, found {value!r}")
         key_tp, val_tp = args
-        return {k: coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
+        return {k: coerce(v, val_tp, _child(where, str(k))) for k, v in value.items()}
     if tp is Any:
         return value
     if tp is float:
@@ -84,6 +84,11 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     raise TypeError(f"unsupported annotation {tp!r} at {where}")  # a bug in this module, not in params
 
 
+def _child(where: str, name: str) -> str:
+    """The path of key ``name`` under ``where``: ``params.yaml: optim``, then ``params.yaml: optim.epochs``."""
+    return f"{where}: {name}" if where.endswith((".yaml", ".yml")) else f"{where}.{name}"
+
+
 def build(cls: type, mapping: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -93,7 +98,7 @@ def build(cls: type, mapping: dict[str, Any], where: str) -> Any:
     kwargs = {}
     for name, f in fields.items():
         if name in mapping:
-            kwargs[name] = coerce(mapping[name], hints[name], f"{where}.{name}")
+            kwargs[name] = coerce(mapping[name], hints[name], _child(where, name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ParamsError(f"{where}: missing required key {name!r} ({_type_name(hints[name])})")
     return cls(**kwargs)

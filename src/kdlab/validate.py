@@ -27,10 +27,8 @@ from kdlab.io import ArtifactError, read_json
 from kdlab.paths import Layout
 
 # what to do, by where a file comes from
-REBUILD = ("it was changed or written for other data: `dvc repro` rebuilds it (`dvc checkout` restores the copy "
-           "DVC recorded)")
-DOWNLOAD = ("the file belongs to another data version or is corrupt: check the dataset revision and the course "
-            "files, or download it again")
+REBUILD = "rebuild it with `dvc repro` (or restore the copy DVC recorded with `dvc checkout`)"
+DOWNLOAD = "check the dataset revision and the course files, or download the file again"
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65,504: the largest logit kdlab can store
 
 
@@ -113,7 +111,8 @@ def prepared_train_test(layout: Layout, splits: dict, n_classes: int) -> Prepare
 # --------------------------------------------------------------------------- #
 # One array at a time
 # --------------------------------------------------------------------------- #
-def check_shapes(path, arrays: dict[str, np.ndarray], rows: PreparedRows, logits_key: str = "logits") -> None:
+def check_shapes(path, arrays: dict[str, np.ndarray], rows: PreparedRows, remedy: str,
+                 logits_key: str = "logits") -> None:
     """Logits (N, C) and every other array (N,)."""
     logits = arrays[logits_key]
     want = (rows.n, rows.n_classes)
@@ -121,11 +120,11 @@ def check_shapes(path, arrays: dict[str, np.ndarray], rows: PreparedRows, logits
         raise ArtifactError(
             f"{path}: {logits_key} have shape {logits.shape}; expected ({rows.n:,}, {rows.n_classes}): one row per "
             f"example of {rows.source} and one column per class of data_card.json; the file belongs to another "
-            "data version or another task")
+            f"data version or another task: {remedy}")
     for key, value in arrays.items():
         if key != logits_key and value.shape != (rows.n,):
             raise ArtifactError(f"{path}: {key} have shape {value.shape}; expected ({rows.n},), one per row of "
-                                f"{rows.source}")
+                                f"{rows.source}: {remedy}")
 
 
 def check_finite(path, values: np.ndarray, key: str, remedy: str) -> None:
@@ -153,31 +152,35 @@ def as_float16(path, values: np.ndarray, remedy: str, key: str = "logits") -> np
     return cast
 
 
+NOUNS = {"row_id": "row ids (row_id)"}  # how a message names an array, when its key is not a plural noun
+
+
 def check_column(path, key: str, stored: np.ndarray, expected: np.ndarray, source: str, remedy: str) -> None:
     """A 1-D array equal to the prepared one row by row."""
     mismatch = np.flatnonzero(stored.astype(np.int64) != expected.astype(np.int64))
     if mismatch.size:
         i = int(mismatch[0])
         raise ArtifactError(
-            f"{path}: {key} differ from the prepared data in {mismatch.size:,} of {len(expected):,} rows (first: row "
+            f"{path}: {NOUNS.get(key, key)} differ from the prepared data in {mismatch.size:,} of {len(expected):,} rows (first: row "
             f"{i}, expected {int(expected[i])} as in {source}, found {int(stored[i])}); the rows are misaligned or "
             f"from another split: {remedy}")
 
 
-def tier_codes(path, values: np.ndarray, key: str = "tiers") -> np.ndarray:
+def tier_codes(path, values: np.ndarray, remedy: str, key: str = "tiers") -> np.ndarray:
     """Tiers stored as names (head/mid/tail, any case) or codes 0-2 -> int8 codes."""
     if values.dtype.kind in "US":
         names = np.char.lower(values.astype(str))
         unknown = sorted(set(names.tolist()) - set(TIERS))
         if unknown:
-            raise ArtifactError(f"{path}: unknown tier names {unknown[:5]}; expected {list(TIERS)}")
+            raise ArtifactError(f"{path}: {key} holds unknown tier names {unknown[:5]}; expected {list(TIERS)}: "
+                                f"{remedy}")
         return np.array([TIERS.index(n) for n in names], dtype=np.int8)
     if values.dtype.kind in "iu":
         if values.size and (values.min() < 0 or values.max() >= len(TIERS)):
-            raise ArtifactError(f"{path}: tier codes must be 0..{len(TIERS) - 1} ({', '.join(TIERS)}), found "
-                                f"{values.min()}..{values.max()} in {key!r}")
+            raise ArtifactError(f"{path}: {key}: tier codes must be 0..{len(TIERS) - 1} ({', '.join(TIERS)}), found "
+                                f"{values.min()}..{values.max()}: {remedy}")
         return values.astype(np.int8)
-    raise ArtifactError(f"{path}: {key} have dtype {values.dtype}; expected names or integer codes")
+    raise ArtifactError(f"{path}: {key} have dtype {values.dtype}; expected names or integer codes: {remedy}")
 
 
 def check_preds(path, preds: np.ndarray, logits: np.ndarray, remedy: str) -> None:
@@ -207,14 +210,14 @@ def check_arrays(path: str | Path, arrays: dict[str, np.ndarray], rows: Prepared
     ``preds`` int64 when asked for."""
     keys = ["logits", "labels"] + ([tiers_key] if tiers_key else []) + (["row_id"] if row_id else []) \
         + (["preds"] if preds else [])
-    check_shapes(path, {k: arrays[k] for k in keys}, rows)
+    check_shapes(path, {k: arrays[k] for k in keys}, rows, remedy)
     out = {"logits": as_float16(path, arrays["logits"], remedy), "labels": arrays["labels"].astype(np.int64)}
     if row_id:
         out["row_id"] = arrays["row_id"].astype(np.int64)
         check_column(path, "row_id", out["row_id"], rows.row_id, rows.source, remedy)
     check_column(path, "labels", out["labels"], rows.labels, rows.source, remedy)
     if tiers_key:
-        out["tiers"] = tier_codes(path, arrays[tiers_key], tiers_key)
+        out["tiers"] = tier_codes(path, arrays[tiers_key], remedy, tiers_key)
         check_column(path, tiers_key, out["tiers"], rows.tiers, rows.source, remedy)
     if preds:
         out["preds"] = arrays["preds"].astype(np.int64)

@@ -130,6 +130,7 @@ class Study:
 def load_study(cfg: Config, layout: Layout) -> Study:
     """Everything an analysis reads; every stored array checked against data/prepared/val.parquet."""
     rows = validate.prepared_val(layout)
+    validate.calibration_fold(cfg.evaluation, rows.n, cfg.source_file)  # refused here, whichever analysis runs
     arms = load_arms(cfg, layout, rows)
     return Study(
         cfg=cfg,

@@ -64,7 +64,7 @@ def stage_main(
     files) is removed first. ``needs_study``: the stage depends on results/study.json
     instead of params; it sees the keys the `study` stage tracks, checked against that file.
     """
-    parser = ArgumentParser(description=description)
+    parser = ArgumentParser(prog=f"python -m {run.__module__}", description=description)
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
     if add_arguments:
         add_arguments(parser)

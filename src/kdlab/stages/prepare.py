@@ -8,13 +8,13 @@ sources.json (every input file with its sha256).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from kdlab import data, io, remote
+from kdlab.course import read_course_files
 from kdlab.config import Config
 from kdlab.paths import Layout
 from kdlab.stages.common import fixed_name, run_stage, stage_main
@@ -42,19 +42,7 @@ def load_raw(cfg: Config, download_dir: Path) -> tuple[pd.DataFrame, pd.DataFram
         records.append(rec.as_dict())
         return path
 
-    cf = d.course_files
-    label_list = json.loads(get(cf.label_list, "data.course_files.label_list").read_text())
-    merge_map = data.parse_merge_map(
-        json.loads(get(cf.label_merge_mapping, "data.course_files.label_merge_mapping").read_text()),
-        "data.course_files.label_merge_mapping",
-    )
-    train_idx = json.loads(get(cf.train_indices, "data.course_files.train_indices").read_text()) \
-        if cf.train_indices else None
-    val_idx = json.loads(get(cf.val_indices, "data.course_files.val_indices").read_text()) \
-        if cf.val_indices else None
-    if (train_idx is None) != (val_idx is None):
-        raise data.DataError("data.course_files: give both train_indices and val_indices, or neither")
-    course = data.CourseFiles(label_list, merge_map, train_idx, val_idx)
+    course = read_course_files(d.course_files, get)
 
     if d.source == "hub":
         raw_train = data.read_table(get(d.hub_train, "data.hub_train"))

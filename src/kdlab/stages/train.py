@@ -57,15 +57,15 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
 
     require_device(cfg.optim, f"train@{arm.name}")
     splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
+    teacher_logits = None
+    if arm.uses_teacher:  # checked before anything is loaded or trained
+        path = layout.teacher_train_test_final if arm.teacher_logits == "final" else layout.teacher_train_test_raw
+        teacher_logits = load_logits(path, validate.prepared_train_test(layout, splits, n_classes))["logits"]
     tokenizer = load_tokenizer(layout.tokenizer)
     which = ["train", "test"] if arm.train_splits == "train+test" else ["train"]
     frame = data.training_frame(splits, which)
     if cfg.optim.max_train_samples:
         frame = frame.iloc[: cfg.optim.max_train_samples]
-    teacher_logits = None
-    if arm.uses_teacher:
-        path = layout.teacher_train_test_final if arm.teacher_logits == "final" else layout.teacher_train_test_raw
-        teacher_logits = load_logits(path, validate.prepared_train_test(layout, splits, n_classes))["logits"]
     max_len = cfg.data.max_length
     train_set = encode(frame["text"].tolist(), frame["label"].to_numpy(), tokenizer, max_len,
                        teacher_rows=frame["teacher_row"].to_numpy())
