@@ -18,7 +18,7 @@ conftest.py, each in a few seconds and without training anything):
 ``study``  the demo profile with three arms and a 1 x 1 sweep (vanilla, kd, kd_raw_teacher, sweep@4-0.7):
            data/prepared (the real `prepare` stage on a small synthetic corpus), data/teacher (teacher
            logits written in the stage's format), runs/<arm>/ (predictions.npz and arm.json), then the
-           real `study`, `calibrate` and `evaluate` stages. Also local/: a small CSV data set with its
+           real `study`, `calibrate`, `evaluate` and `analyze@<name>` stages (the report's inputs). Also local/: a small CSV data set with its
            course files, for `prepare` cases (:func:`use_local_data`).
 ``audit``  the audit profile on the same prepared data: published/ holds the published files (teacher
            val logits with tier names, metadata.json, val_predictions.npz of vanilla, kd and the sweep
@@ -52,6 +52,7 @@ import pandas as pd
 import yaml
 
 from kdlab import io
+from kdlab.analyses import ANALYSES
 from kdlab.config import TIERS, load_config
 from kdlab.errors import DEBUG_ENV, PREFIX
 from kdlab.paths import Layout
@@ -392,7 +393,7 @@ def build_study(root: Path) -> None:
         save_predictions(layout.predictions(arm.name), pred)
         io.write_json(layout.arm_card(arm.name), {"arm": arm.name, "available": True, "source": "trained",
                                                   "config": arm_record(arm)})
-    for command in (("study",), ("calibrate",), ("evaluate",)):
+    for command in (("study",), ("calibrate",), ("evaluate",), *(("analyze", "--name", a) for a in ANALYSES)):
         _must(command, root)
 
 

@@ -152,7 +152,7 @@ PREDICTIONS = [
     Case("predictions: arm.json not JSON", "study", write_file("runs/kd/arm.json", "{available: yes"),
          ("calibrate",), "runs/kd/arm.json", ("not valid JSON",)),
     Case("predictions: arm.json without `available`", "study", edit_json("runs/kd/arm.json", lambda d: {"arm": "kd"}),
-         ("evaluate",), "runs/kd/arm.json", ("`available` true or false", "dvc repro train@kd")),
+         ("evaluate",), "runs/kd/arm.json", ("`available` missing", "dvc repro train@kd")),
 ]
 
 # --------------------------------------------------------------------------- #
@@ -245,7 +245,22 @@ OUTPUTS = [
          ("evaluate",), "results/calibration.json", ("no fitted temperature for kd", "dvc repro calibrate")),
     Case("outputs: data card without n_classes", "study",
          edit_json("data/prepared/data_card.json", lambda d: {k: v for k, v in d.items() if k != "n_classes"}),
-         ("calibrate",), "data/prepared/data_card.json", ("n_classes must be an integer", "dvc repro prepare")),
+         ("calibrate",), "data/prepared/data_card.json", ("`n_classes` missing", "dvc repro prepare")),
+    Case("outputs: calibration.json is a folder", "study",
+         chain(remove_file("results/calibration.json"), lambda root: (root / "results/calibration.json").mkdir()),
+         ("calibrate",), "results/calibration.json", ("Is a directory", "file-system problem")),
+    Case("report: an analysis result without its name", "study", write_file("results/tiers.json", "{}"), ("report",),
+         "results/tiers.json", ("`name` missing", "dvc repro analyze@tiers")),
+    Case("report: another analysis' result", "study",
+         lambda root: (root / "results/coverage.json").write_bytes((root / "results/tiers.json").read_bytes()),
+         ("report",), "results/coverage.json", ("holds the result of 'tiers', expected 'coverage'",)),
+    Case("report: evaluate.json without arms", "study",
+         edit_json("metrics/evaluate.json", lambda d: {k: v for k, v in d.items() if k != "arms"}), ("report",),
+         "metrics/evaluate.json", ("`arms` missing", "dvc repro evaluate")),
+    Case("report: teacher card is a list", "study", write_file("data/teacher/teacher_card.json", "[1]"), ("report",),
+         "data/teacher/teacher_card.json", ("expected a JSON object, found a list",)),
+    Case("report: arm card without `available`", "study", edit_json(f"runs/{CELL}/arm.json", lambda d: {"arm": CELL}),
+         ("report",), f"runs/{CELL}/arm.json", ("`available` missing", f"dvc repro {CELL}")),
     Case("outputs: val.parquet is text", "study", write_file("data/prepared/val.parquet", "row_id,label\n0,1\n"),
          ("calibrate",), "data/prepared/val.parquet", ("not a readable parquet file", "dvc repro prepare")),
 ]

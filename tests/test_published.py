@@ -266,7 +266,11 @@ def audit_setup(tmp_path, val, params_raw):
     layout = Layout(tmp_path / "repo")
     layout.prepared.mkdir(parents=True)
     frame.to_parquet(layout.split("val"))  # the prepared val split the labels and tiers are checked against
-    io.write_json(layout.data_card, {"n_classes": C, "class_tiers": TIER_NAMES[class_tiers()].tolist()})
+    codes = class_tiers()
+    io.write_json(layout.data_card, {"n_classes": C, "labels": [f"class {i}" for i in range(C)],
+                                     "class_tiers": TIER_NAMES[codes].tolist(), "train_class_counts": [1] * C,
+                                     "tier_classes": {t: int((codes == i).sum()) for i, t in enumerate(TIERS)},
+                                     "split_sizes": {"val": N_VAL}, "val_tier_sizes": {}, "source": "fixture"})
     return {"path": path, "digest": digest, "cfg_with": cfg_with, "layout": layout}
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kdlab import io
-from kdlab.config import Config, stage_of
+from kdlab import records
+from kdlab.config import Config
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, load_predictions
 from kdlab.teacher import load_logits
@@ -25,10 +25,7 @@ class ArmOutput:
 
 def load_arm(layout: Layout, name: str, rows: PreparedRows) -> ArmOutput:
     """runs/<name>/arm.json and, for an available arm, its predictions checked against the prepared val rows."""
-    card = io.read_json(layout.arm_card(name))
-    if not isinstance(card, dict) or not isinstance(card.get("available"), bool):
-        raise io.ArtifactError(f"{layout.arm_card(name)}: expected a JSON object with `available` true or false, "
-                               f"found {card!r:.80}; rerun `dvc repro {stage_of(name)}`")
+    card = records.arm_card(layout, name)
     pred = load_predictions(layout.predictions(name), rows) if card["available"] else None
     return ArmOutput(name, card, pred)
 

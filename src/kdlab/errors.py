@@ -3,8 +3,10 @@
 Every entry point (each stage's ``main``, the ``kdlab`` command) runs through :func:`report_errors`:
 a :class:`KdlabError` becomes exactly one line on stderr, ``kdlab: error: <what>``, and exit
 status 1; with ``KDLAB_DEBUG=1`` in the environment the traceback is printed above that line.
-Anything else is a bug and keeps its traceback. Command-line mistakes (an unknown option) are
-reported the same way by :class:`ArgumentParser`, with status 2.
+An ``OSError`` (a file that cannot be read or written: permissions, a full disk, a folder where
+a file should be) is reported the same way, with the file and the system's reason. Anything else
+is a bug and keeps its traceback. Command-line mistakes (an unknown option) are reported the
+same way by :class:`ArgumentParser`, with status 2.
 """
 
 from __future__ import annotations
@@ -39,10 +41,16 @@ def report_errors(run: Callable[[], int | None]) -> int:
     try:
         return int(run() or 0)
     except KdlabError as exc:
-        if debugging():
-            traceback.print_exc(file=sys.stderr)
-        print(PREFIX + one_line(str(exc)), file=sys.stderr)
-        return 1
+        error, message = exc, str(exc)
+    except OSError as exc:  # the file system refused: say which file and why
+        target = exc.filename2 or exc.filename  # a rename names its target second
+        where = f"{target}: " if target else ""
+        error = exc
+        message = f"{where}{exc.strerror or exc} (a file-system problem; KDLAB_DEBUG=1 shows where it happened)"
+    if debugging():
+        traceback.print_exception(error, file=sys.stderr)
+    print(PREFIX + one_line(message), file=sys.stderr)
+    return 1
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -8,22 +8,21 @@ what such a file must match, read from the prepared splits; :func:`check_arrays`
 arrays of one file against it, in this order: the shape of every array, finite logits that
 survive the cast to float16, row ids, labels, tiers, then preds (class ids, an argmax of the
 logits). Each refusal names the file, the expected and the found value, and what to do.
-Values that can only be checked against the data (the calibration fold's size) and the
-fitted temperatures the later stages read are checked here too.
+Values that can only be checked against the data (the calibration fold's size) are checked
+here too.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
-from kdlab import calibration
+from kdlab import calibration, records
 from kdlab.config import TIERS, EvaluationConfig, ParamsError
-from kdlab.io import ArtifactError, read_json
+from kdlab.io import ArtifactError
 from kdlab.paths import Layout
 
 # what to do, by where a file comes from
@@ -49,24 +48,6 @@ class PreparedRows:
     @property
     def n(self) -> int:
         return int(len(self.labels))
-
-
-def read_data_card(layout: Layout) -> dict:
-    """data/prepared/data_card.json, with the fields every later stage relies on checked."""
-    path = layout.data_card
-    card = read_json(path)
-    redo = "rerun `dvc repro prepare`"
-    if not isinstance(card, dict):
-        raise ArtifactError(f"{path}: expected a JSON object, found {type(card).__name__}; {redo}")
-    n = card.get("n_classes")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ArtifactError(f"{path}: n_classes must be an integer >= 2, found {n!r}; {redo}")
-    tiers = card.get("class_tiers")
-    if not isinstance(tiers, list) or len(tiers) != n or not set(tiers) <= set(TIERS):
-        shown = f"{len(tiers)} entries" if isinstance(tiers, list) else repr(tiers)
-        raise ArtifactError(f"{path}: class_tiers must list one of {list(TIERS)} for each of the {n} classes, "
-                            f"found {shown}; {redo}")
-    return card
 
 
 def _split_frame(layout: Layout, name: str, n_classes: int):
@@ -96,7 +77,7 @@ def prepared_val(layout: Layout) -> PreparedRows:
     """The rows of data/prepared/val.parquet (ids, labels, tiers) and the class count of data_card.json."""
     from kdlab import data
 
-    n_classes = read_data_card(layout)["n_classes"]
+    n_classes = records.data_card(layout)["n_classes"]
     val = _split_frame(layout, "val", n_classes)
     return PreparedRows(str(layout.split("val")), val["label"].to_numpy(np.int64), n_classes,
                         row_id=val["row_id"].to_numpy(np.int64), tiers=data.tier_codes_of(val))
@@ -240,19 +221,3 @@ def calibration_fold(evaluation: EvaluationConfig, n: int, source: str = "params
         raise ParamsError(f"{source}: evaluation.calibration_fold_size: expected 1..{n - 1:,} (the prepared val split "
                           f"has {n:,} rows and both halves need one; null takes half), found {size:,}")
     return calibration.calibration_fold(n, evaluation.calibration_fold_seed, size)
-
-
-def read_temperatures(path: Path, systems: Sequence[str]) -> dict:
-    """results/calibration.json, with a positive finite temperature for ``teacher_raw`` and each of
-    ``systems`` (the available arms) checked."""
-    cal = read_json(path)
-    redo = "it was written for other arms or changed: run `dvc repro calibrate`"
-    if not isinstance(cal, dict) or not isinstance(cal.get("arms"), dict):
-        raise ArtifactError(f"{path}: expected a JSON object with `teacher_raw` and `arms`; {redo}")
-    for name in ["teacher_raw", *systems]:
-        record = cal.get("teacher_raw") if name == "teacher_raw" else cal["arms"].get(name)
-        t = record.get("temperature") if isinstance(record, dict) else None
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < math.inf:
-            raise ArtifactError(f"{path}: no fitted temperature for {name} (expected a positive number, found "
-                                f"{t!r}); {redo}")
-    return cal

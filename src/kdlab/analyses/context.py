@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from kdlab import data, stats, validate
+from kdlab import data, records, stats, validate
 from kdlab.arms import ArmOutput, load_arms, load_teacher_val
 from kdlab.config import TIERS, Config
 from kdlab.paths import Layout
@@ -134,10 +134,10 @@ def load_study(cfg: Config, layout: Layout) -> Study:
     arms = load_arms(cfg, layout, rows)
     return Study(
         cfg=cfg,
-        card=validate.read_data_card(layout),
+        card=records.data_card(layout),
         teacher=load_teacher_val(layout, rows, "final"),
         teacher_raw=load_teacher_val(layout, rows, "raw"),
         arms=arms,
-        calibration=validate.read_temperatures(layout.results / "calibration.json",
-                                               [name for name, arm in arms.items() if arm.available]),
+        calibration=records.temperatures(layout.results / "calibration.json",
+                                         [name for name, arm in arms.items() if arm.available]),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdlab import analyses, io
+from kdlab import analyses, records
 from kdlab.analyses.common import OTHER_FIGURE_ARMS
 from kdlab.config import Config
 from kdlab.paths import Layout
@@ -49,11 +49,12 @@ class Inputs:
     @classmethod
     def read(cls, cfg: Config, layout: Layout) -> "Inputs":
         """Every input; arm cards of params' arms only (never a glob of runs/)."""
-        return cls(io.read_json(layout.metrics / "evaluate.json"),
-                   io.read_json(layout.results / "calibration.json"),
-                   io.read_json(layout.data_card), io.read_json(layout.teacher_card),
-                   {a: io.read_json(layout.arm_card(a)) for a in cfg.arm_names},
-                   {name: io.read_json(layout.results / f"{name}.json") for name in analyses.ANALYSES})
+        arm_cards = {a: records.arm_card(layout, a) for a in cfg.arm_names}
+        return cls(records.evaluation(layout),
+                   records.temperatures(layout.results / "calibration.json",
+                                        [a for a, card in arm_cards.items() if card["available"]]),
+                   records.data_card(layout), records.teacher_card(layout), arm_cards,
+                   {name: records.result(layout, name) for name in analyses.ANALYSES})
 
     @property
     def profile(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from kdlab import data, io, metrics, validate
+from kdlab import data, io, metrics, records, validate
 from kdlab.arms import load_arms, load_teacher_val
 from kdlab.config import Config
 from kdlab.paths import Layout
@@ -54,15 +54,15 @@ def write_headline(folder, out: dict) -> None:
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
-    class_tiers = data.class_tiers_from_card(validate.read_data_card(layout))
+    class_tiers = data.class_tiers_from_card(records.data_card(layout))
     rows = validate.prepared_val(layout)
     ev = cfg.evaluation
     teacher = load_teacher_val(layout, rows, "final")
     _, eval_idx = validate.calibration_fold(ev, rows.n, cfg.source_file)
     teacher_raw = load_teacher_val(layout, rows, "raw")
     arms = load_arms(cfg, layout, rows)
-    cal = validate.read_temperatures(layout.results / "calibration.json",
-                                     [name for name, arm in arms.items() if arm.available])
+    cal = records.temperatures(layout.results / "calibration.json",
+                               [name for name, arm in arms.items() if arm.available])
     out = {
         "profile": cfg.profile,
         "n_val": int(len(teacher.labels)),

@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-from kdlab import calibration, data, io, metrics, remote, teacher, validate
+from kdlab import calibration, data, io, metrics, records, remote, teacher, validate
 from kdlab.arms import load_teacher_val
 from kdlab.config import Config
 from kdlab.paths import Layout
@@ -123,7 +123,7 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
-    card_in = validate.read_data_card(layout)
+    card_in = records.data_card(layout)
     n_classes = card_in["n_classes"]
     splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
     layout.teacher.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 import tempfile
 
-from kdlab import io, remote, validate
+from kdlab import io, records, remote, validate
 from kdlab.config import ArmConfig, Config, ConfigError, stage_of
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, save_predictions
@@ -87,8 +87,8 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     save_predictions(layout.predictions(arm.name), pred)
     training = {**summary.record, "rows": len(frame), "splits": which}
     # the folder loads with from_pretrained / pipeline; README.md is its model card (kdlab.model_card)
-    publish_arm(layout.run(arm.name), model, tokenizer, pred, cfg, arm, io.read_json(layout.data_card),
-                io.read_json(layout.teacher_card), training)
+    publish_arm(layout.run(arm.name), model, tokenizer, pred, cfg, arm, records.data_card(layout),
+                records.teacher_card(layout), training)
     record = {"arm": arm.name, "available": True, "source": "trained", "config": arm_record(arm),
               "training": training, "backbone": backbone_record(cfg.student, model)}
     return record, summary.run_facts
@@ -103,7 +103,7 @@ def check_arm(arm: ArmConfig, n_classes: int, source: str) -> None:
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     arm = cfg.arm(args.arm)
-    card = validate.read_data_card(layout)
+    card = records.data_card(layout)
     check_arm(arm, card["n_classes"], cfg.source_file)
     layout.run(arm.name).mkdir(parents=True, exist_ok=True)
     facts: dict = {}
