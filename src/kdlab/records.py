@@ -17,10 +17,10 @@ from kdlab.paths import Layout
 
 # field -> JSON type(s) a record must hold it as
 DATA_CARD = {"n_classes": int, "labels": list, "class_tiers": list, "train_class_counts": list,
-             "tier_classes": dict, "split_sizes": dict, "val_tier_sizes": dict, "source": str}
+             "tier_classes": dict, "split_sizes": dict, "source": str}
 TEACHER_CARD = {"source": str, "temperature": (int, float)}
 EVALUATION = {"profile": str, "n_val": int, "eval_half_size": int, "teacher": dict, "arms": dict}
-RESULT = {"name": str, "profile": str}
+RESULT = {"name": str}
 _JSON = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
          bool: "true or false", type(None): "null"}
 
