@@ -2,7 +2,7 @@
 
 The demo repository (the session fixture ``demo_repo``) has trained every arm.
 Its teacher's val logits and its students' predictions are written here in the
-*published* layout (STUDY.md §2-§3: the teacher's ``val_logits_canonical_final.npz``
+*published* layout (docs/study.md §2-§3: the teacher's ``val_logits_canonical_final.npz``
 with tiers as names plus ``metadata.json``; each student's ``val_predictions.npz``
 with logits float16, preds, labels, val_tiers) and a second copy of the
 repository is pointed at them through each artifact's ``local:`` override. The
