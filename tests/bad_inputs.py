@@ -18,8 +18,8 @@ conftest.py, each in a few seconds and without training anything):
 ``study``  the demo profile with three arms and a 1 x 1 sweep (vanilla, kd, kd_raw_teacher, sweep@4-0.7):
            data/prepared (the real `prepare` stage on a small synthetic corpus), data/teacher (teacher
            logits written in the stage's format), runs/<arm>/ (predictions.npz and arm.json), then the
-           real `study`, `calibrate`, `evaluate` and `analyze@<name>` stages (the report's inputs). Also local/: a small CSV data set with its
-           course files, for `prepare` cases (:func:`use_local_data`).
+           real `study`, `calibrate`, `evaluate` and `analyze@<name>` stages (the report's inputs). Also
+           local/: a small CSV data set with its course files, for `prepare` cases (:func:`use_local_data`).
 ``audit``  the audit profile on the same prepared data: published/ holds the published files (teacher
            val logits with tier names, metadata.json, val_predictions.npz of vanilla, kd and the sweep
            cell), every ``local:`` override points there; the real `teacher`, `train@<arm>`, `study`,
@@ -378,7 +378,7 @@ def build_study(root: Path) -> None:
     val = splits["val"]
     val_labels = val["label"].to_numpy(np.int64)
     val_tiers = val["tier"].map({t: i for i, t in enumerate(TIERS)}).to_numpy(np.int8)
-    tt_labels = np.concatenate([splits["train"]["label"].to_numpy(np.int64), splits["test"]["label"].to_numpy(np.int64)])
+    tt_labels = np.concatenate([splits[name]["label"].to_numpy(np.int64) for name in ("train", "test")])
     raw_tt, raw_val = _logits(rng, tt_labels, n_classes, 4.0), _logits(rng, val_labels, n_classes, 4.0)
     io.save_npz(layout.teacher_train_test_raw, logits=raw_tt.astype(np.float16), labels=tt_labels)
     io.save_npz(layout.teacher_train_test_final, logits=(raw_tt / TEACHER_T).astype(np.float16), labels=tt_labels)
@@ -405,7 +405,8 @@ def build_audit(root: Path, study: Path) -> None:
     teacher = io.load_npz(src.teacher_val_final)
     np.savez(pub / "val_logits_canonical_final.npz", logits=teacher["logits"], labels=teacher["labels"],
              tiers=np.array(TIERS)[teacher["tiers"]])
-    (pub / "metadata.json").write_text(json.dumps({"model": "fixture teacher", "calibration": {"temperature": TEACHER_T}}))
+    (pub / "metadata.json").write_text(json.dumps({"model": "fixture teacher",
+                                                   "calibration": {"temperature": TEACHER_T}}))
     files = {"vanilla": "vanilla_val_predictions.npz", "kd": "kd_val_predictions.npz", CELL: "grid_Td4_a70.npz"}
     for arm, name in files.items():
         p = io.load_npz(src.predictions(arm))

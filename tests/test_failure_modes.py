@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bad_inputs import changed_labels, edit_npz, run_entry, snapshot

@@ -1,4 +1,4 @@
-"""The course files (STUDY.md §1) read and checked: label list, merge map, and the optional index files.
+"""The course files (docs/study.md §1) read and checked: label list, merge map, and the optional index files.
 
 Each is a JSON file named by a ``data.course_files.<name>`` param; a file that is missing,
 empty, not UTF-8, not JSON, or JSON of the wrong shape is refused with its path, its param,
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from kdlab import config, data, io
+from kdlab.records import json_type
 
 KEY = "data.course_files"
 SHAPES = {  # name -> (JSON type, what the file must hold)
@@ -19,8 +20,6 @@ SHAPES = {  # name -> (JSON type, what the file must hold)
     "train_indices": (list, "a JSON list of raw-train row positions"),
     "val_indices": (list, "a JSON list of raw-train row positions"),
 }
-JSON_NAMES = {list: "a list", dict: "an object", str: "a string", int: "a number", float: "a number",
-              bool: "true or false", type(None): "null"}
 
 
 def read_course_json(path: Path, name: str):
@@ -29,7 +28,7 @@ def read_course_json(path: Path, name: str):
     value = io.read_json(path, what)
     kind, expected = SHAPES[name]
     if not isinstance(value, kind):
-        raise data.DataError(f"{path} ({what}): expected {expected}, found {JSON_NAMES.get(type(value), 'JSON')}; "
+        raise data.DataError(f"{path} ({what}): expected {expected}, found {json_type(value)}; "
                              "point the param at the right file")
     return value
 
@@ -41,7 +40,7 @@ def read_course_files(cf: config.CourseFiles, get: Callable[[config.Artifact, st
     bad = [x for x in labels if not isinstance(x, str) or not x]
     twice = sorted({x for x in labels if labels.count(x) > 1}, key=str) if not bad else []
     if bad or twice or len(labels) < 2:
-        found = (f"{JSON_NAMES.get(type(bad[0]), 'JSON')} {bad[0]!r}" if bad
+        found = (f"{json_type(bad[0])} {bad[0]!r}" if bad
                  else f"{twice[:3]} more than once" if twice else f"{len(labels)} label(s)")
         raise data.DataError(f"{label_path} ({KEY}.label_list): expected two or more distinct, non-empty label "
                              f"names, found {found}; point the param at the right file")

@@ -25,7 +25,8 @@ _JSON = {dict: "an object", list: "a list", str: "a string", int: "a number", fl
          bool: "true or false", type(None): "null"}
 
 
-def _json_name(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words ("an object", "a list", "a number"...)."""
     return _JSON.get(type(value), type(value).__name__)
 
 
@@ -33,13 +34,14 @@ def read_record(path: Path, fields: Mapping[str, type | tuple], redo: str) -> di
     """``path``'s JSON object with each of ``fields`` present and of its type; ``redo`` says what rebuilds it."""
     record = read_json(path)
     if not isinstance(record, dict):
-        raise ArtifactError(f"{path}: expected a JSON object, found {_json_name(record)}; {redo}")
+        raise ArtifactError(f"{path}: expected a JSON object, found {json_type(record)}; {redo}")
     for key, kind in fields.items():
         value = record.get(key)
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if key not in record or (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            found = "nothing" if key not in record else f"{_json_name(value)} {value!r:.60}"
-            raise ArtifactError(f"{path}: `{key}` missing or of the wrong type (found {found}); {redo}")
+            expected = " or ".join(dict.fromkeys(_JSON[k] for k in kinds))
+            found = "no such key" if key not in record else f"{json_type(value)} {value!r:.60}"
+            raise ArtifactError(f"{path}: expected `{key}` as {expected}, found {found}; {redo}")
     return record
 
 

@@ -85,7 +85,7 @@ def prepared_val(layout: Layout) -> PreparedRows:
 
 def prepared_train_test(layout: Layout, splits: dict, n_classes: int) -> PreparedRows:
     """The teacher's train+test rows: the train split's labels, then the test split's (``splits`` as loaded)."""
-    labels = np.concatenate([splits["train"]["label"].to_numpy(np.int64), splits["test"]["label"].to_numpy(np.int64)])
+    labels = np.concatenate([splits[name]["label"].to_numpy(np.int64) for name in ("train", "test")])
     return PreparedRows(f"{layout.split('train')} then {layout.split('test').name}", labels, n_classes)
 
 
@@ -110,7 +110,7 @@ def check_shapes(path, arrays: dict[str, np.ndarray], rows: PreparedRows, remedy
 
 def check_finite(path, values: np.ndarray, key: str, remedy: str) -> None:
     """Every value finite (NaN and inf refused), in the array's own dtype."""
-    bad = ~np.isfinite(values.astype(np.float64, copy=False))
+    bad = ~np.isfinite(values)
     if bad.any():
         rows = np.flatnonzero(bad.reshape(len(values), -1).any(axis=1))
         raise ArtifactError(f"{path}: {key} contain NaN or inf in {rows.size} rows (first: row {rows[0]}); "
@@ -142,9 +142,9 @@ def check_column(path, key: str, stored: np.ndarray, expected: np.ndarray, sourc
     if mismatch.size:
         i = int(mismatch[0])
         raise ArtifactError(
-            f"{path}: {NOUNS.get(key, key)} differ from the prepared data in {mismatch.size:,} of {len(expected):,} rows (first: row "
-            f"{i}, expected {int(expected[i])} as in {source}, found {int(stored[i])}); the rows are misaligned or "
-            f"from another split: {remedy}")
+            f"{path}: {NOUNS.get(key, key)} differ from the prepared data in {mismatch.size:,} of {len(expected):,} "
+            f"rows (first: row {i}, expected {int(expected[i])} as in {source}, found {int(stored[i])}); the rows are "
+            f"misaligned or from another split: {remedy}")
 
 
 def tier_codes(path, values: np.ndarray, remedy: str, key: str = "tiers") -> np.ndarray:
@@ -209,7 +209,8 @@ def check_arrays(path: str | Path, arrays: dict[str, np.ndarray], rows: Prepared
 # --------------------------------------------------------------------------- #
 # Values that need the data to be checked
 # --------------------------------------------------------------------------- #
-def calibration_fold(evaluation: EvaluationConfig, n: int, source: str = "params.yaml") -> tuple[np.ndarray, np.ndarray]:
+def calibration_fold(evaluation: EvaluationConfig, n: int,
+                     source: str = "params.yaml") -> tuple[np.ndarray, np.ndarray]:
     """The study's (calibration, evaluation) halves of ``n`` val rows (:func:`kdlab.calibration.calibration_fold`
     with ``evaluation.calibration_fold_seed`` and ``_size``); a size that leaves a half empty is refused here,
     where the val size is known, naming the param."""
