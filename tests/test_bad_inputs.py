@@ -261,6 +261,8 @@ OUTPUTS = [
 COMMAND_LINE = [
     Case("cli: unknown table", "study", lambda root: None, ("kdlab", "results", "nope"), "reports/tables/nope.md",
          ("not found",)),
+    Case("cli: table not UTF-8", "study", write_file("reports/tables/paper_tiers.md", b"| caf\xe9 |\n"),
+         ("kdlab", "results"), "reports/tables/paper_tiers.md", ("not UTF-8 text", "dvc repro report")),
     Case("cli: unknown option", "study", lambda root: None, ("kdlab", "results", "--bogus"), "--bogus",
          ("unrecognized arguments", "kdlab --help")),
     Case("cli: malformed notebook", "study", write_file("lab.ipynb", "{not json"),

@@ -101,7 +101,10 @@ def results_command(args: argparse.Namespace) -> int:
         known = sorted(p.stem for p in tables.glob("*.md"))
         hint = f"one of {known}" if known else "none yet: run `dvc repro report` first"
         raise CliError(f"{path}: not found; expected a table written by the report stage ({hint})")
-    print(path.read_text(encoding="utf-8"), end="")
+    try:
+        print(path.read_text(encoding="utf-8"), end="")
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); rerun `dvc repro report`") from None
     return 0
 
 
