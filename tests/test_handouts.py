@@ -147,13 +147,9 @@ def test_colab_cell_without_a_repository_says_what_to_set(monkeypatch):
 # --------------------------------------------------------------------------- #
 @pytest.fixture
 def clone(tmp_path, monkeypatch):
-    """A folder with a dvc.yaml, no git identity anywhere, and the test's cwd restored after."""
+    """A folder with a dvc.yaml; the test's working directory is restored after."""
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     monkeypatch.chdir(tmp_path)
-    for key in colab.GIT_IDENTITY:
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     return tmp_path
 
 
@@ -165,24 +161,6 @@ def test_prepare_runs_dvc_exp_run_for_the_profile(clone, tmp_path_factory, monke
     [(cmd, cwd, env)] = runs
     assert cmd == [sys.executable, "-m", "dvc", "exp", "run", "-S", "profile=demo"] and cwd == root
     assert env["DVC_NO_ANALYTICS"] == "1"
-    assert {k: env[k] for k in colab.GIT_IDENTITY} == colab.GIT_IDENTITY  # dvc exp run commits
-
-
-def test_prepare_keeps_the_users_git_identity(clone):
-    subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
-    subprocess.run(["git", "config", "user.name", "Ada"], cwd=clone, check=True)
-    subprocess.run(["git", "config", "user.email", "ada@example.invalid"], cwd=clone, check=True)
-    assert not set(colab.GIT_IDENTITY) & set(colab.run_env(clone))
-
-
-def test_prepare_skips_outputs_that_are_there(clone, capsys):
-    (clone / "metrics").mkdir()
-    (clone / "metrics" / "evaluate.json").write_text('{"profile": "audit"}')
-    ran = []
-    colab.prepare(clone, "audit", run=lambda *a: ran.append(a) or 0)
-    assert ran == [] and "already in" in capsys.readouterr().out
-    colab.prepare(clone, "demo", run=lambda *a: ran.append(a) or 0)  # another profile's outputs: run
-    assert len(ran) == 1
 
 
 def test_prepare_errors_say_what_to_do(clone, tmp_path_factory):

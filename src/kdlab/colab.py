@@ -3,13 +3,13 @@
 A handout's Colab cell (:func:`kdlab.handouts.colab_cells`) clones the repository,
 pip-installs it and calls :func:`prepare`, which makes the clone the working
 directory (the notebook's Setup cell finds the repository from there) and runs
-``dvc exp run -S profile=<profile>`` unless that profile's outputs are already
-there. Nothing here is specific to Colab: it works in any fresh clone.
+``dvc exp run -S profile=<profile>`` there: DVC runs what is missing or out of date
+and skips the rest, so running the cell again is cheap. Nothing here is specific to
+Colab: it works in any clone.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,14 +20,8 @@ from kdlab.errors import KdlabError
 
 PROFILES = {  # the profiles a CPU notebook session can run, and what each costs
     "audit": "downloads the published predictions; needs internet, a few minutes",
-    "demo": "offline, synthetic data and tiny models; about 15 minutes on 2 CPU cores",
+    "demo": "offline, synthetic data and tiny models; about 11 minutes on 2 CPU cores",
 }
-EVALUATE = Path("metrics") / "evaluate.json"  # written last but one; records the profile
-GIT_IDENTITY = {  # `dvc exp run` commits the experiment; a fresh Colab VM has no git identity
-    "GIT_AUTHOR_NAME": "kdlab notebook", "GIT_AUTHOR_EMAIL": "notebook@kdlab.invalid",
-    "GIT_COMMITTER_NAME": "kdlab notebook", "GIT_COMMITTER_EMAIL": "notebook@kdlab.invalid",
-}
-
 Runner = Callable[[Sequence[str], Path, Mapping[str, str]], int]
 
 
@@ -42,35 +36,14 @@ def stream(cmd: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
     return proc.returncode
 
 
-def outputs_profile(root: Path) -> str | None:
-    """The profile that produced the outputs in ``root`` (from metrics/evaluate.json), or None."""
-    path = root / EVALUATE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text()).get("profile")
-    except (json.JSONDecodeError, AttributeError):
-        return None  # half-written or foreign: produce the outputs again
-
-
-def _has_git_identity(root: Path) -> bool:
-    def get(key: str) -> str:
-        found = subprocess.run(["git", "config", "--get", key], cwd=root, capture_output=True, text=True)
-        return found.stdout.strip()
-    return bool(get("user.name") and get("user.email"))
-
-
-def run_env(root: Path) -> dict[str, str]:
-    """The environment for ``dvc exp run``: analytics off, and a git identity if none is set."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    if not _has_git_identity(root):
-        env = {**GIT_IDENTITY, **env}  # a user's own GIT_* variables win
-    return env
+def run_env() -> dict[str, str]:
+    """The environment for ``dvc exp run``: this one, with DVC's analytics off."""
+    return {**os.environ, "DVC_NO_ANALYTICS": "1"}
 
 
 def prepare(root: str | Path, profile: str = "audit", run: Runner = stream) -> Path:
-    """Make ``root`` (a clone of the repository) the working directory and produce the
-    outputs of ``profile`` there, unless they already are. Returns the resolved root."""
+    """Make ``root`` (a clone of the repository) the working directory and bring the outputs
+    of ``profile`` up to date there. Returns the resolved root."""
     root = Path(root).resolve()
     if profile not in PROFILES:
         raise KdlabError(f"profile {profile!r}: expected one of {sorted(PROFILES)} in a notebook session "
@@ -78,13 +51,10 @@ def prepare(root: str | Path, profile: str = "audit", run: Runner = stream) -> P
     if not (root / "dvc.yaml").is_file():
         raise KdlabError(f"{root}: no dvc.yaml there; expected a clone of the kdlab repository")
     os.chdir(root)
-    if outputs_profile(root) == profile:
-        print(f"kdlab: the {profile} outputs are already in {root}; nothing to run")
-        return root
     cmd = [sys.executable, "-m", "dvc", "exp", "run", "-S", f"profile={profile}"]
     print(f"kdlab: producing the {profile} outputs in {root} ({PROFILES[profile]}): dvc exp run -S profile={profile}",
           flush=True)
-    status = run(cmd, root, run_env(root))
+    status = run(cmd, root, run_env())
     if status != 0:
         raise KdlabError(f"`dvc exp run -S profile={profile}` failed in {root} with exit status {status} "
                          "(its log is above); fix what it names and run the cell again")
