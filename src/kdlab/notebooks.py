@@ -4,12 +4,14 @@ The instructor notebook is the single source. Two cell tags drive the transform:
 
 ``solution`` (code cell)
     The code is removed. The cell keeps its leading comment block (the task,
-    written for the student), imports :func:`kdlab.blanks.blank` and, for every
-    top-level assignment, puts the assigned names in front of a blank
+    written for the student), imports :func:`kdlab.blanks.blank` and puts the
+    names it must define in front of a blank
     (``tail_f1 = blank("tail_f1 (Exercise 1)")``), so later cells still refer to
-    names the student has to define; a cell without top-level assignments gets
-    one bare ``blank(...)``. Everything else (calls, loops, imports, inner
-    comments) is dropped. The student version compiles, and running it stops at
+    them: the top-level assignments of names the task sets in backticks
+    (``Store it in `tail_f1`.``), or every top-level assignment when the task
+    names none; a cell without top-level assignments gets one bare
+    ``blank(...)``. Everything else (helper assignments, calls, loops, imports,
+    inner comments) is dropped. The student version compiles, and running it stops at
     the first unfilled blank with ``UnfilledBlank: fill in this blank: <hint>``
     in any kernel; the hint is the assigned name and the first sentence of the
     task (``Exercise 1``). The tag becomes ``exercise``.
