@@ -320,7 +320,9 @@ def test_student_handout_stops_at_its_first_blank(name, demo_repo, monkeypatch):
     nb = nbformat.read(REPO / handouts.HANDOUT_DIR / name.replace(".py", ".ipynb"), as_version=4)
     first = next(i for i, c in enumerate(nb.cells)
                  if c.cell_type == "code" and notebooks.EXERCISE in notebooks.tags(c))
-    hint = notebooks.blank_hints(nb.cells[first].source)[0]
+    hints = notebooks.blank_hints(nb.cells[first].source)
+    assert hints, f"the first exercise (cell {first}) has no blank(...)"
+    hint = hints[0]
     source = jupytext.read(REPO / "experiments" / name)
     deliverables = [c for c in source.cells if notebooks.SOLUTION in notebooks.tags(c) and c.cell_type == "code"]
     assert hint.split(" (")[0] in deliverables[0].source  # the hint names what the first solution assigns

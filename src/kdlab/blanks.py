@@ -23,5 +23,4 @@ def blank(hint: str) -> NoReturn:
 
     ``hint`` names what the blank stands for (the assigned name and the exercise).
     """
-    __tracebackhide__ = True  # IPython (and pytest) leave this frame out of the traceback
     raise UnfilledBlank(PREFIX + hint)
