@@ -249,7 +249,7 @@ BAD = {
     "trained teacher without its section": (_set("teacher", "source", "trained"),
                                             ["teacher.source is 'trained' but teacher.trained is not set",
                                              "-S teacher=trained"]),
-    "unknown profile": (_set("profile", "prod"), ["profile must be one of ['train', 'audit', 'demo']", "found 'prod'"]),
+    "unknown profile": (_set("profile", "prod"), ["profile must be one of ['train', 'audit', 'demo', 'cpu']", "found 'prod'"]),
     "topk_kd without top_k": (_set("arms", "kd", "loss", "topk_kd"),
                               ["arms.kd.top_k", "'topk_kd' needs top_k >= 1", "found None"]),
     "topk_kd with top_k 0": (lambda raw: raw["arms"]["kd"].update(loss="topk_kd", top_k=0),
