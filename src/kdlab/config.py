@@ -392,8 +392,9 @@ def _validate_data(d: DataConfig, src: str) -> None:
     _require(d.max_length > 0, f"{src}: data.max_length must be positive, found {d.max_length}")
     _require(0 <= d.max_dropped_fraction <= 1,
              f"{src}: data.max_dropped_fraction must be in [0, 1], found {d.max_dropped_fraction}")
-    _require(d.min_train_rows >= 1 and d.min_val_rows >= 2, f"{src}: data.min_train_rows must be >= 1 and "
-             f"data.min_val_rows >= 2, found {d.min_train_rows}, {d.min_val_rows}")
+    _require(d.min_train_rows >= 1, f"{src}: data.min_train_rows must be at least 1, found {d.min_train_rows}")
+    _require(d.min_val_rows >= 2, f"{src}: data.min_val_rows must be at least 2 (val needs two classes), "
+             f"found {d.min_val_rows}")
     for key in ("local_train_sha256", "local_test_sha256"):
         value = getattr(d, key)
         _require(value is None or re.fullmatch(r"[0-9a-fA-F]{64}", value) is not None,

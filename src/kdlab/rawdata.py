@@ -62,7 +62,8 @@ def _read_delimited(path: Path, what: str, sep: str) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig")  # -sig: Excel's byte-order mark is not a name
     except pd.errors.ParserError as exc:
-        raise DataError(f"{what}: {path} is not a well-formed {kind} file ({exc}); expected the same number "
+        detail = " ".join(str(exc).split())  # pandas' message spans lines: the error is one line
+        raise DataError(f"{what}: {path} is not a well-formed {kind} file ({detail}); expected the same number "
                         "of fields on every line: quote texts that hold the separator or line breaks") from None
     if frame.empty:
         raise DataError(f"{what}: {path} has a header line ({', '.join(map(str, frame.columns))}) but no rows; "
@@ -91,14 +92,14 @@ def check_columns(frame: pd.DataFrame, what: str, path: str | Path, text_column:
             raise DataError(f"{what}: {path} has no column {column!r} ({key}); found columns {found}. "
                             f"Set -S {key}='<name>' to the column that holds {role}")
     labels, texts = frame[label_column], frame[text_column]
+    if labels.isna().all():
+        raise DataError(f"{what}: {path}: the label column {label_column!r} is empty in all {len(frame):,} rows; "
+                        "expected a label name per row")
     if pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels):
         shown = ", ".join(str(v) for v in pd.unique(labels.dropna())[:5])
         raise DataError(f"{what}: {path}: the label column {label_column!r} holds numbers (e.g. {shown}); "
                         "expected label names as in the label list (data.course_files.label_list). Replace each "
                         "id by its name, or point data.label_column at the column of names")
-    if labels.isna().all():
-        raise DataError(f"{what}: {path}: the label column {label_column!r} is empty in all {len(frame):,} rows; "
-                        "expected a label name per row")
     if pd.api.types.is_numeric_dtype(texts) and not texts.isna().all():
         raise DataError(f"{what}: {path}: the text column {text_column!r} holds numbers, not complaint texts; "
                         "check data.text_column and data.label_column (swapped?)")
@@ -110,54 +111,61 @@ def check_columns(frame: pd.DataFrame, what: str, path: str | Path, text_column:
 # --------------------------------------------------------------------------- #
 # Course files (JSON)
 # --------------------------------------------------------------------------- #
+JSON_NAMES = {list: "a list", dict: "an object", str: "a string", int: "a number", float: "a number",
+              bool: "true or false", type(None): "null"}
+REMEDY = "point the param at the right file"
+
+
 def read_json_file(path: str | Path, what: str) -> Any:
+    """A course file's JSON; a missing, empty, non-UTF-8 or malformed file names the file and the param."""
     path = Path(path)
+    name = f"{path} ({what})"
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{what}: {path} is not UTF-8 text (byte at offset {exc.start}); expected a JSON file") from None
+        raise DataError(f"{name}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                        f"expected a JSON file: {REMEDY}") from None
+    if not text.strip():
+        raise DataError(f"{name}: is empty; expected a JSON document: {REMEDY}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{what}: {path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
-                        "fix the file or point the param at the right one") from None
+        raise DataError(f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): {REMEDY}") \
+            from None
 
 
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+def _expect(value: Any, kind: type, path: Path, what: str, expected: str) -> None:
+    if not isinstance(value, kind):
+        raise DataError(f"{path} ({what}): expected {expected}, found {JSON_NAMES.get(type(value), 'JSON')}; {REMEDY}")
 
 
 def read_label_list(path: str | Path, what: str) -> list[str]:
-    """The label list: a JSON list of distinct, non-empty label names (a label's id is its position)."""
+    """The label list: a JSON list of two or more distinct, non-empty names (a label's id is its position)."""
     value = read_json_file(path, what)
-    if not isinstance(value, list) or not value:
-        raise DataError(f"{what}: {path}: expected a non-empty JSON list of label names, found {_kind(value)}"
-                        + (" with no entries" if value == [] else ""))
+    _expect(value, list, Path(path), what, "a JSON list of the canonical label names")
     bad = [v for v in value if not isinstance(v, str) or not v.strip()]
-    if bad:
-        raise DataError(f"{what}: {path}: expected label names (non-empty strings), found {bad[0]!r}")
-    dupes = sorted({v for v in value if value.count(v) > 1})
-    if dupes:
-        raise DataError(f"{what}: {path}: label names must be distinct, found {dupes[:5]} more than once")
-    if len(value) < 2:
-        raise DataError(f"{what}: {path}: expected at least 2 labels, found {len(value)}")
+    twice = sorted({v for v in value if value.count(v) > 1}) if not bad else []
+    if bad or twice or len(value) < 2:
+        found = (f"{JSON_NAMES.get(type(bad[0]), 'JSON')} {bad[0]!r}" if bad
+                 else f"{twice[:3]} more than once" if twice else f"{len(value)} label(s)")
+        raise DataError(f"{path} ({what}): expected two or more distinct, non-empty label names, found {found}; "
+                        f"{REMEDY}")
     return value
 
 
 def read_merge_map(path: str | Path, what: str) -> dict:
     """The merge mapping as stored: a JSON object raw label -> canonical label (``_`` keys are comments)."""
     value = read_json_file(path, what)
-    if not isinstance(value, dict):
-        raise DataError(f"{what}: {path}: expected a JSON object (raw label -> canonical label), found {_kind(value)}")
+    _expect(value, dict, Path(path), what, "a JSON object mapping raw label -> canonical label")
     return value
 
 
 def read_indices(path: str | Path, what: str) -> list[int]:
-    """An index file: a JSON list of row positions in the raw train file."""
+    """An index file: a JSON list of integer row positions in the raw train file."""
     value = read_json_file(path, what)
-    if not isinstance(value, list):
-        raise DataError(f"{what}: {path}: expected a JSON list of row positions, found {_kind(value)}")
+    _expect(value, list, Path(path), what, "a JSON list of raw-train row positions")
     bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int)]
     if bad:
-        raise DataError(f"{what}: {path}: entries must be integer row positions, found {bad[0]!r}")
+        raise DataError(f"{path} ({what}): expected integer row positions, found {JSON_NAMES.get(type(bad[0]), 'JSON')} "
+                        f"{bad[0]!r}; {REMEDY}")
     return value

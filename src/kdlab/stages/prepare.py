@@ -30,21 +30,25 @@ COURSE = "data.course_files"
 
 @dataclass(frozen=True)
 class RawInputs:
-    """The raw frames, the course files, the fetch records and, per raw frame, the param and file it came
-    from (``train_from``, ``test_from``: e.g. ``data.local_train (complaints.csv)``)."""
+    """The raw frames, the course files, the fetch records and, per raw frame, the param and the file it
+    came from (``origin``: split -> (param, path); the synthetic corpus has no file)."""
 
     train: pd.DataFrame
     test: pd.DataFrame | None
     course: data.CourseFiles
     records: list
-    train_from: str
-    test_from: str | None
+    origin: dict[str, tuple[str, str]]
 
-    def account_sources(self) -> dict[str, str]:
-        """Account key (kdlab.data.Canonical) -> where its rows came from, for messages and the report."""
-        out = {"train+val": self.train_from, "test": self.test_from or "no test file"}
+    def account_sources(self, full_path: bool) -> dict[str, str]:
+        """Account key (kdlab.data.Canonical) -> where its rows came from: e.g. ``data.local_train
+        (my/complaints.csv)`` for messages (``full_path``), ``(complaints.csv)`` for outputs (no host path)."""
+        def name(split: str) -> str:
+            what, path = self.origin[split]
+            return f"{what} ({path if full_path else Path(path).name})" if path else what
+
+        out = {"train+val": name("train"), "test": name("test") if "test" in self.origin else "no test file"}
         for split in ("train", "val"):
-            out[split] = f"{self.train_from}, rows at {COURSE}.{split}_indices"
+            out[split] = f"{name('train')}, rows at {COURSE}.{split}_indices"
         return out
 
 
@@ -60,7 +64,9 @@ def load_course(cfg: Config, get) -> data.CourseFiles:
     merge_map = data.parse_merge_map(rawdata.read_merge_map(get(cf.label_merge_mapping, what), what), what)
     given = {name: getattr(cf, name) is not None and getattr(cf, name).given for name in ("train_indices", "val_indices")}
     if given["train_indices"] != given["val_indices"]:
-        raise data.DataError(f"{COURSE}: give both train_indices and val_indices, or neither")
+        only = "train_indices" if given["train_indices"] else "val_indices"
+        raise data.DataError(f"{COURSE}: give both train_indices and val_indices, or neither; found {only} only "
+                             "(without index files val is a seeded stratified split: data.val_fraction)")
     indices = {name: rawdata.read_indices(get(getattr(cf, name), f"{COURSE}.{name}"), f"{COURSE}.{name}")
                if given[name] else None for name in given}
     return data.CourseFiles(label_list, merge_map, indices["train_indices"], indices["val_indices"])
@@ -78,7 +84,7 @@ def load_raw(cfg: Config, download_dir: Path) -> RawInputs:
                                   corpus.train_indices, corpus.val_indices)
         desc = f"synthetic(seed={s.seed}, n_train={s.n_train}, n_val={s.n_val}, n_test={s.n_test}, imbalance={s.imbalance})"
         return RawInputs(corpus.hub_train, corpus.hub_test, course, [{"what": "data", "source": desc}],
-                         "the synthetic raw train split", "the synthetic raw test split")
+                         {"train": ("the synthetic raw train split", ""), "test": ("the synthetic raw test split", "")})
 
     records = []
 
@@ -95,18 +101,20 @@ def load_raw(cfg: Config, download_dir: Path) -> RawInputs:
         files = {"train": (get_local(d.local_train, "data.local_train", d.local_train_sha256, records), "data.local_train")}
         if d.local_test:
             files["test"] = (get_local(d.local_test, "data.local_test", d.local_test_sha256, records), "data.local_test")
-    frames, origin = {}, {}
+    frames = {}
     for split, (path, what) in files.items():
         frames[split] = rawdata.read_table(path, what)
         rawdata.check_columns(frames[split], what, path, d.text_column, d.label_column)
-        origin[split] = f"{what} ({Path(path).name})"
-    return RawInputs(frames["train"], frames.get("test"), course, records, origin["train"], origin.get("test"))
+    return RawInputs(frames["train"], frames.get("test"), course, records,
+                     {split: (what, str(path)) for split, (path, what) in files.items()})
 
 
 def get_local(path_str: str, what: str, pinned: str | None, records: list) -> Path:
     """A user's own data file: it must exist; a pinned sha256 must match (DVC cannot see a file outside the
     repository change, only the pin); an unpinned one is used with a warning saying how to pin it."""
     path = Path(path_str).expanduser()
+    if path.is_dir():
+        raise data.DataError(f"{what}: {path} is a folder; expected a parquet or CSV file (-S {what}=/path/to/file.csv)")
     if not path.is_file():
         raise data.DataError(f"{what}: file {path} does not exist; give the path of your data file "
                              f"(-S {what}=/path/to/complaints.csv)")
@@ -151,8 +159,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     course = raw.course
     canonical = data.prepare_splits(raw.train, raw.test, course, d.text_column, d.label_column,
                                     val_fraction=d.val_fraction, seed=cfg.seed, drop_empty_text=d.drop_empty_text)
-    sources = raw.account_sources()
-    data.check_drops(canonical.accounts, d.max_dropped_fraction, sources)
+    data.check_drops(canonical.accounts, d.max_dropped_fraction, raw.account_sources(full_path=True))
     class_tiers = data.assign_tiers(canonical.splits["train"]["label"].to_numpy(), len(course.label_list),
                                     d.head_classes, d.mid_classes)
     splits = data.add_tiers(canonical.splits, class_tiers)
@@ -164,7 +171,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     card["source_description"] = describe_source(cfg)
     card["hub_dataset"] = d.hub_train.repo_id if d.source == "hub" else None
     report = data_report.data_report(splits, canonical.accounts, course.label_list,
-                                     {k: sources[k] for k in canonical.accounts}, report_settings(cfg))
+                                     raw.account_sources(full_path=False), report_settings(cfg))
     with staged_folder(layout.prepared) as staging:  # every check has passed: write the whole folder
         for name, frame in splits.items():
             frame.to_parquet(staging / f"{name}.parquet", index=False)
