@@ -345,3 +345,19 @@ def test_a_large_drop_is_accepted_when_allowed(good_repo, tmp_path):
     assert code == 0, err
     report = json.loads((root / "data/prepared/data_report.json").read_text())
     assert report["inputs"]["train+val"]["unknown_labels"][0] == {"label": "Some other issue", "rows": 204}
+
+
+def test_without_a_gpu_the_train_profile_points_to_the_cpu_profile(good_repo, tmp_path):
+    """The GPU command on a CPU stops before reading anything and names the CPU command for one's own data."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible: the train profile runs")
+    root = tmp_path / "repo"
+    shutil.copytree(good_repo, root)
+    write_params(root, composed("data=local", "teacher=modernbert", f"data.local_train={CSV}"))
+    before = snapshot(root)
+    code, _, err = run_prepare(root)
+    assert code == 1 and err.startswith(ERROR) and len(err.strip().splitlines()) == 1, err
+    assert "needs a CUDA GPU" in err and "dvc exp run -S profile=cpu -S data=local -S data.local_train=" in err
+    assert snapshot(root) == before

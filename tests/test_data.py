@@ -20,6 +20,7 @@ from kdlab.data import CourseFiles, DataError
 from kdlab.io import ArtifactError
 from kdlab.paths import Layout
 from kdlab.stages import prepare
+from conftest import composed
 
 TEXT, LABEL = "Consumer Complaint", "Issue"
 LABELS = ["A", "B", "C", "D", "E"]
@@ -392,6 +393,7 @@ def local_params(params_raw, inputs, **course_overrides) -> dict:
         course[name] = spec
     raw = copy.deepcopy(params_raw)
     raw["optim"]["require_gpu"] = False  # the train profile's GPU guard; prepare itself runs on a CPU
+    raw["teacher"] = composed("teacher=trained")["teacher"]  # the published logits belong to the Hub data
     raw["data"].update(source="local", local_train=str(d / "train.csv"), local_test=str(d / "test.parquet"),
                        course_files=course, head_classes=2, mid_classes=3, drop_empty_text=False,
                        max_dropped_fraction=0.3, min_train_rows=10, min_val_rows=5,

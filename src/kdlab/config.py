@@ -491,6 +491,13 @@ def validate(cfg: Config) -> Config:
         _require(0 < t.trained.calibration_fraction < 1,
                  f"{src}: teacher.trained.calibration_fraction must be in (0, 1), "
                  f"found {t.trained.calibration_fraction}")
+    if cfg.data.source != "hub":  # the published files are aligned row by row with the Hub data's splits
+        _require(t.source != "published", f"{src}: teacher.source is 'published', but the published teacher logits "
+                 f"belong to the Hub data and data.source is {cfg.data.source!r}; select a teacher kdlab trains on "
+                 "your data: -S teacher=modernbert (a GPU) or -S teacher=trained (tiny; or -S profile=cpu)")
+        _require(cfg.arm_source != "published", f"{src}: arm_source is 'published' (the audit profile), but the "
+                 f"published predictions belong to the Hub data's val split and data.source is {cfg.data.source!r}; "
+                 "audit the Hub data, or train on yours (-S profile=cpu, or the train profile on a GPU)")
     _validate_sweep(cfg)
     _validate_arms(cfg)
     _validate_published(cfg)
