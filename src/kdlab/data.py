@@ -2,9 +2,14 @@
 
 The raw inputs, whatever their source (Hub parquet, a user's local files, the
 bundled synthetic corpus), are two frames in the Hub layout (a label column and
-a text column) plus the course files. :func:`canonicalize` turns them into the
-three splits; :func:`assign_tiers` defines head / mid / tail by canonical-train
-frequency. Everything here is a pure function of its inputs.
+a text column) plus the course files. :func:`prepare_splits` turns them into the
+three splits and counts what it dropped per raw input (:class:`Account`: a label
+outside the label list; an empty text, dropped unless the data keep every row);
+:func:`canonicalize` is STUDY.md §1's processing exactly. :func:`assign_tiers`
+defines head / mid / tail by canonical-train frequency. :func:`check_drops`,
+:func:`check_sizes` and :func:`check_counts` refuse splits that lost too many
+rows, are too small to train or evaluate, or differ from data.expected.
+Everything here is a pure function of its inputs (reading files: kdlab.rawdata).
 """
 
 from __future__ import annotations
