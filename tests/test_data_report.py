@@ -45,7 +45,7 @@ def test_unknown_labels_and_empty_texts_are_counted_under_their_first_reason():
     assert acc.unknown_labels == (("Z", 2), (data.MISSING_LABEL, 1))  # "" text of a Z row counts as unknown label
     texts = pd.concat([kept.splits["train"], kept.splits["val"]])["text"]
     assert sorted(texts) == ["eight", "one", "two"]
-    course_rule = data.prepare_splits(raw, None, course, TEXT, LABEL, val_fraction=0.1)  # STUDY.md: keep empties
+    course_rule = data.prepare_splits(raw, None, course, TEXT, LABEL, val_fraction=0.1)  # docs/study.md §1: keep empties
     assert course_rule.accounts["train+val"].kept == 5 and course_rule.accounts["train+val"].empty_text == 2
     assert data.canonicalize(raw, None, course, TEXT, LABEL, 0.1)["train"].equals(course_rule.splits["train"])
 

@@ -1,4 +1,4 @@
-"""Macro F1 over a tier's classes present in val (the course's list) next to STUDY.md's all-classes
+"""Macro F1 over a tier's classes present in val (the course's list) next to docs/study.md's all-classes
 definition: the metric option against scikit-learn, and the tiers analysis' two columns and class counts."""
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Canonical data processing (STUDY.md §1), shared by every data source.
+"""Canonical data processing (docs/study.md §1), shared by every data source.
 
 The raw inputs, whatever their source (Hub parquet, a user's local files, the
 bundled synthetic corpus), are two frames in the Hub layout (a label column and
 a text column) plus the course files. :func:`prepare_splits` turns them into the
 three splits and counts what it dropped per raw input (:class:`Account`: a label
 outside the label list; an empty text, dropped unless the data keep every row);
-:func:`canonicalize` is STUDY.md §1's processing exactly. :func:`assign_tiers`
+:func:`canonicalize` is docs/study.md §1's processing exactly. :func:`assign_tiers`
 defines head / mid / tail by canonical-train frequency. :func:`check_drops`,
 :func:`check_sizes` and :func:`check_counts` refuse splits that lost too many
 rows, are too small to train or evaluate, or differ from data.expected.
@@ -34,7 +34,7 @@ class DataError(KdlabError):
 
 @dataclass(frozen=True)
 class CourseFiles:
-    """The canonical label and split files (STUDY.md §1), already parsed."""
+    """The canonical label and split files (docs/study.md §1), already parsed."""
 
     label_list: list[str]
     merge_map: dict[str, str]
@@ -177,7 +177,7 @@ def prepare_splits(
     With index files, train/val are the raw-train rows at those positions
     (then merged and filtered), test is the whole raw test split; without them,
     val is a seeded stratified split of the filtered raw-train rows.
-    ``drop_empty_text`` also drops rows whose text is empty (STUDY.md's processing keeps them).
+    ``drop_empty_text`` also drops rows whose text is empty (docs/study.md §1's processing keeps them).
     """
     hub_train = hub_train.reset_index(drop=True)
     accounts = {}
@@ -206,7 +206,7 @@ def prepare_splits(
 
 def canonicalize(hub_train: pd.DataFrame, hub_test: pd.DataFrame | None, course: CourseFiles, text_column: str,
                  label_column: str, val_fraction: float = 0.1, seed: int = 42) -> dict[str, pd.DataFrame]:
-    """STUDY.md §1's processing exactly (empty texts kept): :func:`prepare_splits`' splits."""
+    """docs/study.md §1's processing exactly (empty texts kept): :func:`prepare_splits`' splits."""
     return prepare_splits(hub_train, hub_test, course, text_column, label_column, val_fraction, seed).splits
 
 

@@ -1,4 +1,4 @@
-"""Every metric of the study, defined once (STUDY.md §5).
+"""Every metric of the study, defined once (docs/study.md §5).
 
 Conventions: ``probs`` is float (N, C) with rows summing to 1, ``labels`` and
 ``preds`` are int (N,) class ids in 0..C-1, ``tiers`` is int (N,) with codes
@@ -68,7 +68,7 @@ def f1_from_counts(tp: np.ndarray, support: np.ndarray, predicted: np.ndarray) -
 
 def present_class_ids(labels: np.ndarray, class_ids: Optional[Sequence[int]] = None) -> np.ndarray:
     """The ids of ``class_ids`` (None: every id) that occur in ``labels``, sorted: the class list the
-    course passes as ``labels=`` for a tier, ``sorted(set(val_labels[val_tiers == tier]))`` (STUDY.md §5)."""
+    course passes as ``labels=`` for a tier, ``sorted(set(val_labels[val_tiers == tier]))`` (docs/study.md §5)."""
     present = np.unique(np.asarray(labels, dtype=np.int64))
     return present if class_ids is None else np.intersect1d(present, np.asarray(class_ids, dtype=np.int64))
 
@@ -367,7 +367,7 @@ def summarize(probs: np.ndarray, labels: np.ndarray, preds: np.ndarray, tiers: n
     only on fp16 ties). Overall macro F1 uses scikit-learn's default class set
     (classes present in labels or preds), as the course does, which reproduces
     the published 0.2638; a tier's macro F1 uses the tier's rows and
-    ``class_ids`` = the tier's classes (STUDY.md §5). An empty tier gives NaNs.
+    ``class_ids`` = the tier's classes (docs/study.md §5). An empty tier gives NaNs.
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels, preds, tiers = np.asarray(labels), np.asarray(preds), np.asarray(tiers)

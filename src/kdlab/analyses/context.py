@@ -68,7 +68,7 @@ class Study:
 
     def scope_class_ids(self, scope: str, present: bool = False) -> np.ndarray | None:
         """Class ids for macro F1 in ``scope``: None (scikit-learn's default) overall, else the tier's.
-        ``present``: only those with a val row in the scope (the course's list, STUDY.md §5; overall: every
+        ``present``: only those with a val row in the scope (the course's list, docs/study.md §5; overall: every
         class with a val row)."""
         ids = None if scope == "overall" else np.flatnonzero(self.class_tiers == TIERS.index(scope))
         return metrics.present_class_ids(self.labels[self.scope_rows(scope)], ids) if present else ids

@@ -3,13 +3,13 @@
 Compared: macro F1, accuracy, ECE and NLL of each available arm (and the
 temperature-scaled teacher, for reference) on the full validation split
 ("full val", all rows of each scope: overall, head, mid, tail). Macro F1 twice:
-over all of a tier's classes (STUDY.md section 5: a class without a val row counts
+over all of a tier's classes (docs/study.md section 5: a class without a val row counts
 0) and over the classes present in val (``macro_f1_present``, the course's list);
 ``classes`` records per scope how many of its classes have a val row. Deltas are
 arm − baseline on the same bootstrap resamples of the scope's rows (paired,
 indices from ``study.bootstrap_indices``). Every interval carries the
 full-sample estimate, the resamples' median and 2.5/97.5 percentiles. Each delta
-also carries ``course``: the statistic the course publishes (STUDY.md section 5), the
+also carries ``course``: the statistic the course publishes (docs/study.md section 5), the
 median and 2.5/97.5 percentiles of the first 1,000 of the same paired resamples
 (the first 1,000 rows of a 10,000-resample draw are a 1,000-resample draw with the
 same seed), so the published-numbers check compares like with like.
@@ -25,7 +25,7 @@ from kdlab.analyses.common import (LABEL, add_numbers, ci_record, delta, exclude
 from kdlab.analyses.context import SCOPES, Study
 
 METRICS = ("macro_f1", "macro_f1_present", "accuracy", "ece", "nll")
-COURSE_RESAMPLES = 1000  # the course's paired bootstrap (STUDY.md section 5): median of 1,000 resamples
+COURSE_RESAMPLES = 1000  # the course's paired bootstrap (docs/study.md section 5): median of 1,000 resamples
 F1_NOTE = ("A single system's macro F1 interval can sit below its full-sample value: a resample repeats some "
            "rows and misses others, and a tier class missed scores 0 (the JSON flags estimate_in_interval); "
            "paired deltas are far less affected.")
@@ -35,7 +35,7 @@ F1_NOTE = ("A single system's macro F1 interval can sit below its full-sample va
 def classes_note(result: dict) -> str:
     """How many of each scope's classes have a val row, and what that does to the two macro F1s."""
     counts = "; ".join(f"{scope} {c['present']} of {c['all']}" for scope, c in result["classes"].items())
-    return (f"Classes with a val row: {counts}. Macro F1 (STUDY.md section 5) averages over all of a tier's classes, "
+    return (f"Classes with a val row: {counts}. Macro F1 (docs/study.md section 5) averages over all of a tier's classes, "
             "an absent class counting 0; macro F1 over the classes present averages over those with a val row "
             "(the course's list). Overall: scikit-learn's default (classes in labels or predictions), and "
             "the classes present in val.")
