@@ -322,7 +322,8 @@ def local_data_params() -> dict:
     course.update(train_indices=None, val_indices=None)
     return {**composed("profile=demo", "data=local")["data"], "local_train": "local/train.csv",
             "local_test": "local/test.csv", "course_files": course, "head_classes": 2, "mid_classes": 3,
-            "text_column": "text", "label_column": "label", "val_fraction": 0.2}
+            "text_column": "text", "label_column": "label", "val_fraction": 0.2,
+            "min_train_rows": 20, "min_val_rows": 10}  # a deliberately small set: below the default minimums
 
 
 def _write_local_data(folder: Path) -> None:

@@ -30,6 +30,28 @@ RUNS = {  # name -> (data source, teacher card, students' arm source)
 }
 
 
+def fixture_data_report(study) -> dict:
+    """data/prepared/data_report.json (kdlab.data_report) for the fixture's class counts: 12 train rows dropped
+    for an unknown label, no empty text, no test split; no lengths.json (as when nothing is tokenized)."""
+    import numpy as np
+    import pandas as pd
+
+    from kdlab.data import Account
+    from kdlab.data_report import data_report
+
+    counts = study.card["train_class_counts"]
+    train = pd.DataFrame({"text": [f"train text {i}" for i in range(sum(counts))],
+                          "label": np.repeat(np.arange(len(counts)), counts)})
+    val = pd.DataFrame({"text": [f"val text {i}" for i in range(study.n)], "label": study.labels})
+    splits = {"train": train, "val": val, "test": train.iloc[:0]}
+    accounts = {"train": Account(len(train) + 12, 12, 0, True, (("Not a label", 12),)),
+                "val": Account(study.n, 0, 0, True)}
+    settings = {"drop_empty_text": True, "max_dropped_fraction": 0.05, "min_train_rows": 100, "min_val_rows": 20,
+                "val_fraction": 0.1}
+    return data_report(splits, accounts, study.card["labels"], {"train": "data.hub_train", "val": "data.hub_train"},
+                       settings)
+
+
 def build_report_inputs(root: Path, run: str = "demo", n: int = 600, resamples: int = 100,
                         unavailable: tuple[str, ...] = ()):
     """Write the report stage's inputs for ``run`` (a key of :data:`RUNS`); returns (cfg, layout)."""
@@ -37,6 +59,7 @@ def build_report_inputs(root: Path, run: str = "demo", n: int = 600, resamples: 
     study = make_study(n=n, resamples=resamples, unavailable=unavailable)
     cfg, layout = study.cfg, Layout(root)
     io.write_json(layout.data_card, {**study.card, "source": data_source, "split_sizes": {"val": n}})
+    io.write_json(layout.data_report, fixture_data_report(study))
     io.write_json(layout.teacher_card, {**teacher_card, "temperature": study.calibration["teacher_raw"]["temperature"]})
     cal_idx, eval_idx = study.fold
     class_tiers = study.class_tiers

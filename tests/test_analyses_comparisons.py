@@ -233,7 +233,7 @@ def test_results_are_json_and_numbers_are_macro_safe(results):
 def test_render_writes_valid_tables_and_figures(rendered, results):
     tables = sorted(rendered.tables.glob("*.tex"))
     prefixes = {p.name.split("_")[0] for p in tables}
-    assert prefixes == set(MODULES) and len(tables) == 18
+    assert prefixes == set(MODULES) and len(tables) == 20
     for path in tables:
         tex = path.read_text()
         assert latex.braces_balanced(tex), path

@@ -249,7 +249,7 @@ BAD = {
     "trained teacher without its section": (_set("teacher", "source", "trained"),
                                             ["teacher.source is 'trained' but teacher.trained is not set",
                                              "-S teacher=trained"]),
-    "unknown profile": (_set("profile", "prod"), ["profile must be one of ['train', 'audit', 'demo']", "found 'prod'"]),
+    "unknown profile": (_set("profile", "prod"), ["profile must be one of ['train', 'audit', 'demo', 'cpu']", "found 'prod'"]),
     "topk_kd without top_k": (_set("arms", "kd", "loss", "topk_kd"),
                               ["arms.kd.top_k", "'topk_kd' needs top_k >= 1", "found None"]),
     "topk_kd with top_k 0": (lambda raw: raw["arms"]["kd"].update(loss="topk_kd", top_k=0),
@@ -354,3 +354,27 @@ def test_type_errors_in_an_arm_name_the_arm(params_raw, edit):
     with pytest.raises(ConfigError) as info:
         config_from_mapping(params_raw)
     assert "arms.kd" in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("overrides, says", [
+    (("data=local", "data.local_train=/data/mine.csv"), "-S teacher=modernbert (a GPU) or -S teacher=trained"),
+    (("profile=audit", "data=local", "data.local_train=/data/mine.csv"), "belong to the Hub data"),
+], ids=["published teacher", "published predictions"])
+def test_the_published_files_need_the_hub_data(overrides, says):
+    """The published teacher logits and predictions are aligned with the Hub splits: with other data the run
+    stops before any download, saying which teacher to use instead."""
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping(composed(*overrides))
+    assert says in str(info.value) and "data.source is 'local'" in str(info.value)
+
+
+def test_own_data_on_a_gpu_composes_with_plain_overrides():
+    """The README's GPU command: ModernBERT students and a ModernBERT teacher kdlab trains on the file."""
+    cfg = config_from_mapping(composed("data=local", "teacher=modernbert", "data.local_train=/data/mine.csv",
+                                       "data.course_files.train_indices.local=/data/train_idx.json",
+                                       "data.course_files.val_indices.local=/data/val_idx.json"))
+    assert cfg.profile == "train" and cfg.student.repo_id == "answerdotai/ModernBERT-base"
+    backbone = cfg.teacher.trained.backbone
+    assert (backbone.source, backbone.repo_id, backbone.revision) == ("hub", cfg.student.repo_id, cfg.student.revision)
+    assert cfg.teacher.trained.optim.require_gpu and cfg.teacher.trained.optim.learning_rate == cfg.optim.learning_rate
+    assert cfg.data.course_files.train_indices.given and cfg.data.course_files.val_indices.local == "/data/val_idx.json"

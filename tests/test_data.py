@@ -14,12 +14,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from kdlab import data
+from kdlab import data, rawdata
 from kdlab.config import ExpectedCounts, config_from_mapping
 from kdlab.data import CourseFiles, DataError
 from kdlab.io import ArtifactError
 from kdlab.paths import Layout
 from kdlab.stages import prepare
+from conftest import composed
 
 TEXT, LABEL = "Consumer Complaint", "Issue"
 LABELS = ["A", "B", "C", "D", "E"]
@@ -100,20 +101,21 @@ def test_indices_outside_the_raw_split_are_refused(small_raw, train_idx, found):
     with pytest.raises(DataError) as info:
         data.canonicalize(small_raw[0], None, course, TEXT, LABEL)
     message = str(info.value)
-    assert message.startswith("train_indices: indices must lie in [0, 10) of the raw train split")
-    assert f"found range {found}" in message and "does not belong to this dataset" in message
+    assert message.startswith("data.course_files.train_indices: indices must lie in [0, 10) of the raw train file")
+    assert f"found range {found}" in message and "does not belong to this data file" in message
 
 
 def test_val_indices_outside_the_raw_split_are_refused(small_raw):
     course = CourseFiles(LABELS, {}, [0, 1], [5, 64250])
-    with pytest.raises(DataError, match=re.escape("val_indices: indices must lie in [0, 10) of the raw train "
-                                                  "split, found range [5, 64250]")):
+    with pytest.raises(DataError, match=re.escape("data.course_files.val_indices: indices must lie in [0, 10) of "
+                                                  "the raw train file (10 rows), found range [5, 64250]")):
         data.canonicalize(small_raw[0], None, course, TEXT, LABEL)
 
 
 def test_overlapping_indices_are_refused(small_raw):
     course = CourseFiles(LABELS, {}, [0, 1, 2, 3], [3, 2, 7])
-    with pytest.raises(DataError, match="train_indices and val_indices overlap in 2 rows; expected disjoint"):
+    with pytest.raises(DataError, match="train_indices and data.course_files.val_indices overlap in 2 rows; "
+                                        "expected disjoint"):
         data.canonicalize(small_raw[0], None, course, TEXT, LABEL)
 
 
@@ -129,17 +131,14 @@ def test_non_integer_indices_are_refused(small_raw):
         data.canonicalize(small_raw[0], None, course, TEXT, LABEL)
 
 
-@pytest.mark.parametrize("split", ["train", "test"])
-def test_missing_columns_are_named(small_course, small_raw, split):
-    raw_train, raw_test = small_raw
-    frames = {"train": raw_train, "test": raw_test}
-    frames[split] = frames[split].rename(columns={TEXT: "complaint_what"})
+@pytest.mark.parametrize("column, key", [(TEXT, "data.text_column"), (LABEL, "data.label_column")])
+def test_missing_columns_are_named(small_raw, column, key):
+    frame = small_raw[0].rename(columns={column: "something_else"})
     with pytest.raises(DataError) as info:
-        data.canonicalize(frames["train"], frames["test"], small_course, TEXT, LABEL)
+        rawdata.check_columns(frame, "data.local_train", "my.csv", TEXT, LABEL)
     message = str(info.value)
-    assert f"raw {split} split: missing column(s) ['Consumer Complaint']" in message
-    assert "found ['Issue', 'complaint_what', 'Product']" in message
-    assert "data.text_column" in message and "params.yaml" in message
+    assert message.startswith(f"data.local_train: my.csv has no column {column!r} ({key}); found columns [")
+    assert "'something_else'" in message and f"-S {key}=" in message
 
 
 # --------------------------------------------------------------------------- #
@@ -218,7 +217,8 @@ def test_assign_tiers_study_sizes():
 
 
 def test_assign_tiers_needs_a_tail():
-    with pytest.raises(DataError, match=r"head \(3\) \+ mid \(2\) classes must be fewer than the 5 classes"):
+    with pytest.raises(DataError, match=r"data.head_classes \(3\) \+ data.mid_classes \(2\) must be fewer than "
+                                        r"the label list's 5 classes .* -S data.head_classes=1 -S data.mid_classes=1"):
         data.assign_tiers(np.arange(5), 5, 3, 2)
 
 
@@ -291,10 +291,10 @@ def test_read_table_formats(tmp_path):
     frame.to_csv(tmp_path / "a.tsv", index=False, sep="\t")
     frame.to_parquet(tmp_path / "a.parquet", index=False)
     for name in ("a.csv", "a.tsv", "a.parquet"):
-        pd.testing.assert_frame_equal(data.read_table(tmp_path / name), frame)
-    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'a.json'}: unsupported file type '.json'; "
-                                                  "expected .parquet or .csv")):
-        data.read_table(tmp_path / "a.json")
+        pd.testing.assert_frame_equal(rawdata.read_table(tmp_path / name), frame)
+    with pytest.raises(DataError, match=re.escape(f"data.local_train: {tmp_path / 'a.json'}: unsupported file type "
+                                                  "'.json'; expected .parquet, .csv or .tsv")):
+        rawdata.read_table(tmp_path / "a.json", "data.local_train")
 
 
 def test_load_split_missing_names_the_file(tmp_path):
@@ -393,8 +393,10 @@ def local_params(params_raw, inputs, **course_overrides) -> dict:
         course[name] = spec
     raw = copy.deepcopy(params_raw)
     raw["optim"]["require_gpu"] = False  # the train profile's GPU guard; prepare itself runs on a CPU
+    raw["teacher"] = composed("teacher=trained")["teacher"]  # the published logits belong to the Hub data
     raw["data"].update(source="local", local_train=str(d / "train.csv"), local_test=str(d / "test.parquet"),
-                       course_files=course, head_classes=2, mid_classes=3,
+                       course_files=course, head_classes=2, mid_classes=3, drop_empty_text=False,
+                       max_dropped_fraction=0.3, min_train_rows=10, min_val_rows=5,
                        expected={"train": 39, "val": 7, "test": 3, "val_tiers": {"head": 2, "mid": 3, "tail": 2}})
     return raw
 

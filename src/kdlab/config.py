@@ -13,6 +13,7 @@ with a message that names the file, the key, the expected and the found value.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -20,7 +21,7 @@ from typing import Any, Literal, Optional, Union
 from kdlab.typed import ParamsError, build
 from kdlab.yamlfile import load_yaml
 
-PROFILES = ("train", "audit", "demo")
+PROFILES = ("train", "audit", "demo", "cpu")
 TIERS = ("head", "mid", "tail")
 SWEEP_PREFIX = "sweep@"  # sweep cells are named after their DVC stage: sweep@<T_d>-<alpha>
 
@@ -48,6 +49,11 @@ class Artifact:
     url: Optional[str] = None
     sha256: Optional[str] = None
     local: Optional[str] = None
+
+    @property
+    def given(self) -> bool:
+        """Whether a source is set (conf/ lists optional files with every source null)."""
+        return bool(self.local or self.url or self.repo_id)
 
     def describe(self) -> str:
         if self.local:
@@ -100,6 +106,8 @@ class DataConfig:
     hub_test: Optional[Artifact] = None
     local_train: Optional[str] = None
     local_test: Optional[str] = None
+    local_train_sha256: Optional[str] = None  # your own file's sha256: DVC sees params, not files outside the repo
+    local_test_sha256: Optional[str] = None
     synthetic: Optional[SyntheticData] = None
     text_column: str = "Consumer Complaint"
     label_column: str = "Issue"
@@ -108,6 +116,10 @@ class DataConfig:
     mid_classes: int = 40
     max_length: int = 128
     expected: Optional[ExpectedCounts] = None
+    drop_empty_text: bool = True  # hub: false, the canonical splits keep every row (teacher logits align to them)
+    max_dropped_fraction: float = 0.05  # a larger share of a file's rows dropped by prepare is an error
+    min_train_rows: int = 100  # checked whatever `expected` says
+    min_val_rows: int = 20
 
 
 # --------------------------------------------------------------------------- #
@@ -382,6 +394,15 @@ def _validate_data(d: DataConfig, src: str) -> None:
              f"{src}: data.head_classes and data.mid_classes must be positive, found {d.head_classes}, {d.mid_classes}")
     _require(0 < d.val_fraction < 1, f"{src}: data.val_fraction must be in (0, 1), found {d.val_fraction}")
     _require(d.max_length > 0, f"{src}: data.max_length must be positive, found {d.max_length}")
+    _require(0 <= d.max_dropped_fraction <= 1,
+             f"{src}: data.max_dropped_fraction must be in [0, 1], found {d.max_dropped_fraction}")
+    _require(d.min_train_rows >= 1, f"{src}: data.min_train_rows must be at least 1, found {d.min_train_rows}")
+    _require(d.min_val_rows >= 2, f"{src}: data.min_val_rows must be at least 2 (val needs two classes), "
+             f"found {d.min_val_rows}")
+    for key in ("local_train_sha256", "local_test_sha256"):
+        value = getattr(d, key)
+        _require(value is None or re.fullmatch(r"[0-9a-fA-F]{64}", value) is not None,
+                 f"{src}: data.{key}: expected null or a sha256 (64 hex digits), found {value!r}")
     needs = {"hub": ("hub_train", "hub_test", "course_files"), "local": ("local_train", "course_files"),
              "synthetic": ("synthetic",)}[d.source]
     missing = [key for key in needs if getattr(d, key) is None]
@@ -460,7 +481,7 @@ def validate(cfg: Config) -> Config:
     """Range and consistency checks that types alone cannot express."""
     src = cfg.source_file
     _require(cfg.profile in PROFILES, f"{src}: profile must be one of {list(PROFILES)}, found {cfg.profile!r}; "
-             "switch with `dvc exp run -S profile=demo` (or audit, or train)")
+             "switch with `dvc exp run -S profile=demo` (or audit, cpu, or train)")
     _validate_optim(cfg.optim, f"{src}: optim")
     _validate_data(cfg.data, src)
     _validate_backbone(cfg.student, f"{src}: student")
@@ -474,6 +495,13 @@ def validate(cfg: Config) -> Config:
         _require(0 < t.trained.calibration_fraction < 1,
                  f"{src}: teacher.trained.calibration_fraction must be in (0, 1), "
                  f"found {t.trained.calibration_fraction}")
+    if cfg.data.source != "hub":  # the published files are aligned row by row with the Hub data's splits
+        _require(t.source != "published", f"{src}: teacher.source is 'published', but the published teacher logits "
+                 f"belong to the Hub data and data.source is {cfg.data.source!r}; select a teacher kdlab trains on "
+                 "your data: -S teacher=modernbert (a GPU) or -S teacher=trained (tiny; or -S profile=cpu)")
+        _require(cfg.arm_source != "published", f"{src}: arm_source is 'published' (the audit profile), but the "
+                 f"published predictions belong to the Hub data's val split and data.source is {cfg.data.source!r}; "
+                 "audit the Hub data, or train on yours (-S profile=cpu, or the train profile on a GPU)")
     _validate_sweep(cfg)
     _validate_arms(cfg)
     _validate_published(cfg)

@@ -47,8 +47,21 @@ def read_course_files(cf: config.CourseFiles, get: Callable[[config.Artifact, st
     merge_path = get(cf.label_merge_mapping, f"{KEY}.label_merge_mapping")
     merge = data.parse_merge_map(read_course_json(merge_path, "label_merge_mapping"),
                                  f"{merge_path} ({KEY}.label_merge_mapping)")
-    indices = {name: read_course_json(get(artifact, f"{KEY}.{name}"), name) if artifact else None
-               for name, artifact in (("train_indices", cf.train_indices), ("val_indices", cf.val_indices))}
-    if (indices["train_indices"] is None) != (indices["val_indices"] is None):
-        raise data.DataError(f"{KEY}: give both train_indices and val_indices, or neither")
+    given = {name: artifact is not None and artifact.given  # conf/ lists them with every source null
+             for name, artifact in (("train_indices", cf.train_indices), ("val_indices", cf.val_indices))}
+    if given["train_indices"] != given["val_indices"]:
+        only = "train_indices" if given["train_indices"] else "val_indices"
+        raise data.DataError(f"{KEY}: give both train_indices and val_indices, or neither; found {only} only "
+                             "(without index files val is a seeded stratified split: data.val_fraction)")
+    indices = {}
+    for name in given:
+        if not given[name]:
+            indices[name] = None
+            continue
+        path = get(getattr(cf, name), f"{KEY}.{name}")
+        indices[name] = read_course_json(path, name)
+        bad = [i for i in indices[name] if isinstance(i, bool) or not isinstance(i, int)]
+        if bad:
+            raise data.DataError(f"{path} ({KEY}.{name}): expected integer row positions, found {json_type(bad[0])} "
+                                 f"{bad[0]!r}; point the param at the right file")
     return data.CourseFiles(labels, merge, indices["train_indices"], indices["val_indices"])

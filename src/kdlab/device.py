@@ -14,7 +14,8 @@ def require_device(optim: OptimConfig, what: str) -> None:
         raise KdlabError(
             f"{what}: the train profile fine-tunes ModernBERT-base (149M parameters, 3 epochs on 79,278 "
             "complaints; about 80 minutes per arm on a T4) and needs a CUDA GPU, but none is visible. "
-            "On this machine run the offline demo (`dvc exp run -S profile=demo`) or rebuild the reports "
-            "from the published predictions (`dvc exp run -S profile=audit`); to force a CPU run anyway "
-            "add -S optim.require_gpu=false."
+            "On this machine run the offline demo (`dvc exp run -S profile=demo`), your own complaints with "
+            "tiny models (`dvc exp run -S profile=cpu -S data=local -S data.local_train=/path/complaints.csv`), "
+            "or rebuild the reports from the published predictions (`dvc exp run -S profile=audit`); to force "
+            "a CPU run anyway add -S optim.require_gpu=false."
         )

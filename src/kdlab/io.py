@@ -184,14 +184,15 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def verify_sha256(path: str | Path, expected: str | None, what: str = "") -> str:
-    """Return the file's sha256; raise if ``expected`` is set and differs."""
+def verify_sha256(path: str | Path, expected: str | None, what: str = "", remedy: str | None = None) -> str:
+    """Return the file's sha256; raise if ``expected`` is set and differs. ``remedy``: what the message
+    tells the user to do (default: a downloaded file is corrupt or a different version)."""
     actual = sha256_file(path)
     if expected is not None and actual != expected.lower():
         label = f" ({what})" if what else ""
         raise ArtifactError(
-            f"{path}{label}: sha256 mismatch: expected {expected}, found {actual}; "
-            "the file is corrupt or a different version: delete it and download again, "
-            "or update the pinned sha256 in params.yaml if the change is intended"
+            f"{path}{label}: sha256 mismatch: expected {expected}, found {actual}; " + (remedy or (
+                "the file is corrupt or a different version: delete it and download again, "
+                "or update the pinned sha256 in params.yaml if the change is intended"))
         )
     return actual

@@ -66,19 +66,30 @@ def f1_from_counts(tp: np.ndarray, support: np.ndarray, predicted: np.ndarray) -
     return np.divide(2.0 * tp, denom, out=np.zeros_like(denom), where=denom > 0)
 
 
-def macro_f1(labels: np.ndarray, preds: np.ndarray, class_ids: Optional[Sequence[int]] = None) -> float:
+def present_class_ids(labels: np.ndarray, class_ids: Optional[Sequence[int]] = None) -> np.ndarray:
+    """The ids of ``class_ids`` (None: every id) that occur in ``labels``, sorted: the class list the
+    course passes as ``labels=`` for a tier, ``sorted(set(val_labels[val_tiers == tier]))`` (docs/study.md §5)."""
+    present = np.unique(np.asarray(labels, dtype=np.int64))
+    return present if class_ids is None else np.intersect1d(present, np.asarray(class_ids, dtype=np.int64))
+
+
+def macro_f1(labels: np.ndarray, preds: np.ndarray, class_ids: Optional[Sequence[int]] = None,
+             present_only: bool = False) -> float:
     """Macro F1, equal to ``sklearn.metrics.f1_score(labels, preds, average="macro",
     zero_division=0, labels=class_ids)``.
 
     ``class_ids`` None averages over the classes present in ``labels`` or
     ``preds`` (scikit-learn's default); given ids are averaged over even when
     absent (their F1 is 0), and predictions of other classes are ignored.
-    NaN when N = 0.
+    ``present_only`` averages over the ids of ``class_ids`` (None: any id) that occur in
+    ``labels`` (:func:`present_class_ids`). NaN when N = 0.
     """
     labels = np.asarray(labels, dtype=np.int64)
     preds = np.asarray(preds, dtype=np.int64)
     if labels.size == 0:
         return math.nan
+    if present_only:
+        class_ids = present_class_ids(labels, class_ids)
     ids = None if class_ids is None else np.asarray(class_ids, dtype=np.int64)
     size = 1 + max(labels.max(initial=-1), preds.max(initial=-1), -1 if ids is None else ids.max(initial=-1))
     support = np.bincount(labels, minlength=size)

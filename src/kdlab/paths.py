@@ -40,10 +40,18 @@ class Layout:
     def data_card(self) -> Path:
         return self.prepared / "data_card.json"
 
+    @property
+    def data_report(self) -> Path:
+        return self.prepared / "data_report.json"
+
     # tokenizer
     @property
     def tokenizer(self) -> Path:
         return self.root / "data" / "tokenizer"
+
+    @property
+    def token_lengths(self) -> Path:
+        return self.tokenizer / "lengths.json"
 
     # teacher
     @property

@@ -135,6 +135,13 @@ def _fetch_hub(artifact: Artifact, what: str) -> tuple[Path, str | None]:
     return Path(path), revision
 
 
+def _local_remedy(what: str) -> str:
+    return (f"this is a file on this machine ({what}.local), not a download. If it is your own file, set "
+            f"{what}.sha256 in params.yaml to null (use it unpinned) or to the sha256 found (pin it), e.g. "
+            f"-S {what}.sha256=null; if it is meant to be a copy of the original file, the copy differs from the "
+            "original: copy it again")
+
+
 def fetch(artifact: Artifact, what: str, download_dir: str | Path) -> tuple[Path, Fetched]:
     """Return a local path for ``artifact`` and the record of where it came from.
 
@@ -159,8 +166,14 @@ def fetch(artifact: Artifact, what: str, download_dir: str | Path) -> tuple[Path
         pinned = pinned or bool(artifact.revision and COMMIT_SHA.match(artifact.revision))
     else:
         raise ArtifactError(f"{what}: set one of `local`, `url`, or `repo_id` + `filename` in params.yaml")
-    digest = verify_sha256(path, artifact.sha256, what)
-    if not pinned:
+    digest = verify_sha256(path, artifact.sha256, what, _local_remedy(what) if artifact.local else (
+        "the downloaded file is corrupt, or its source now serves another version: run again to download it "
+        f"again; if the new version is intended, update {what}.sha256 in conf/ (params.yaml)"))
+    if not pinned and artifact.local:
+        _warn(f"{what} is not pinned (your own file {path.name}, {what}.local, has no sha256): using sha256 {digest}. "
+              f"Pin it with -S {what}.sha256={digest}: DVC reruns the stages when params change, not when a file "
+              "outside the repository does.")
+    elif not pinned:
         if artifact.repo_id and not artifact.local and not artifact.url:
             detail, used = f"revision {artifact.revision!r}, no sha256", f"commit {revision}, "
         else:

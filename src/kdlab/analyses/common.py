@@ -17,12 +17,13 @@ from kdlab.analyses.context import SCOPES, Study
 from kdlab.report import latex
 
 FOLD = "full val"
-DIRECTION = {"macro_f1": "higher", "accuracy": "higher", "ece": "lower", "nll": "lower",
+DIRECTION = {"macro_f1": "higher", "macro_f1_present": "higher", "accuracy": "higher", "ece": "lower", "nll": "lower",
              "agreement": "higher", "kl": "lower", "js": "lower"}
-LABEL = {"macro_f1": "macro F1", "accuracy": "accuracy", "ece": "ECE", "nll": "NLL", "kl": "KL(teacher || student)",
+LABEL = {"macro_f1": "macro F1", "macro_f1_present": "macro F1 over the classes present in val", "accuracy": "accuracy", "ece": "ECE", "nll": "NLL", "kl": "KL(teacher || student)",
          "agreement": "top-1 agreement with the teacher", "js": "JS(teacher, student)"}
 SIZE = r"\footnotesize"  # four columns of intervals
 OTHER_FIGURE_ARMS = ("top1_kd", "topk5_kd", "topk20_kd", "vanilla_train_only", "vanilla_ls")
+COMPUTED_AS = {"macro_f1_present": "macro_f1"}  # the same metric on another class list (Study.scope_class_ids)
 _POINT = {  # full-sample values: kdlab.metrics, the one definition of each metric
     "macro_f1": lambda d: metrics.macro_f1(d["labels"], d["preds"], d.get("class_ids")),
     "accuracy": lambda d: metrics.accuracy(d["labels"], d["preds"]),
@@ -40,6 +41,7 @@ def resample_many(jobs: list[tuple[str, dict]], indices: np.ndarray,
                   points: bool = False) -> list:
     """Every (metric, inputs) job on every resample in one pass (:func:`kdlab.stats.resampled_many`):
     a (B,) array per job, or with ``points`` a (full-sample value, (B,) array) pair per job."""
+    jobs = [(COMPUTED_AS.get(m, m), inp) for m, inp in jobs]
     samples = stats.resampled_many(jobs, indices) if jobs else []
     if not points:
         return samples
@@ -49,9 +51,11 @@ def resample_many(jobs: list[tuple[str, dict]], indices: np.ndarray,
 def _inputs(study: Study, scope: str, system: str, metric: str) -> dict:
     rows = study.scope_rows(scope)
     labels = study.labels[rows]
-    if metric in ("macro_f1", "accuracy"):
+    if metric in ("macro_f1", "macro_f1_present", "accuracy"):
         out = {"labels": labels, "preds": study.predictions(system).preds[rows]}
-        return {**out, "class_ids": study.scope_class_ids(scope)} if metric == "macro_f1" else out
+        if metric == "accuracy":
+            return out
+        return {**out, "class_ids": study.scope_class_ids(scope, present=metric == "macro_f1_present")}
     if metric in ("ece", "nll"):
         out = {"probs": study.probs(system)[rows], "labels": labels}
         return {**out, "n_bins": study.cfg.evaluation.ece_bins} if metric == "ece" else out
@@ -66,7 +70,8 @@ def measure(study: Study, scope: str, systems, metric_names) -> dict[str, dict[s
     idx = study.bootstrap_indices(len(study.scope_rows(scope)))
     jobs = [(s, m, _inputs(study, scope, s, m)) for s in systems for m in metric_names]
     out: dict = {s: {} for s in systems}
-    for group in ([j for j in jobs if j[1] == "macro_f1"], [j for j in jobs if j[1] != "macro_f1"]):
+    f1 = ("macro_f1", "macro_f1_present")
+    for group in ([j for j in jobs if j[1] in f1], [j for j in jobs if j[1] not in f1]):
         for (s, m, _), got in zip(group, resample_many([(m, inp) for _, m, inp in group], idx, points=True)):
             out[s][m] = got
     return out

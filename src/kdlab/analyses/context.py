@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from kdlab import data, records, stats, validate
+from kdlab import data, metrics, records, stats, validate
 from kdlab.arms import ArmOutput, load_arms, load_teacher_val
 from kdlab.config import TIERS, Config
 from kdlab.paths import Layout
@@ -66,11 +66,18 @@ class Study:
             return np.arange(self.n)
         return np.flatnonzero(self.teacher.tiers == TIERS.index(scope))
 
-    def scope_class_ids(self, scope: str) -> np.ndarray | None:
-        """Class ids for macro F1 in ``scope``: None (scikit-learn's default) overall, else the tier's."""
-        if scope == "overall":
-            return None
-        return np.flatnonzero(self.class_tiers == TIERS.index(scope))
+    def scope_class_ids(self, scope: str, present: bool = False) -> np.ndarray | None:
+        """Class ids for macro F1 in ``scope``: None (scikit-learn's default) overall, else the tier's.
+        ``present``: only those with a val row in the scope (the course's list, docs/study.md §5; overall: every
+        class with a val row)."""
+        ids = None if scope == "overall" else np.flatnonzero(self.class_tiers == TIERS.index(scope))
+        return metrics.present_class_ids(self.labels[self.scope_rows(scope)], ids) if present else ids
+
+    def scope_classes(self, scope: str) -> dict[str, int]:
+        """{"all": the scope's classes (overall: the label list), "present": those with a val row in it}."""
+        ids = self.scope_class_ids(scope)
+        return {"all": len(self.class_tiers) if ids is None else int(len(ids)),
+                "present": int(len(self.scope_class_ids(scope, present=True)))}
 
     # --- the calibration fold -------------------------------------------------
     @cached_property

@@ -2,7 +2,10 @@
 
 Compared: macro F1, accuracy, ECE and NLL of each available arm (and the
 temperature-scaled teacher, for reference) on the full validation split
-("full val", all rows of each scope: overall, head, mid, tail). Deltas are
+("full val", all rows of each scope: overall, head, mid, tail). Macro F1 twice:
+over all of a tier's classes (docs/study.md section 5: a class without a val row counts
+0) and over the classes present in val (``macro_f1_present``, the course's list);
+``classes`` records per scope how many of its classes have a val row. Deltas are
 arm − baseline on the same bootstrap resamples of the scope's rows (paired,
 indices from ``study.bootstrap_indices``). Every interval carries the
 full-sample estimate, the resamples' median and 2.5/97.5 percentiles. Each delta
@@ -21,7 +24,7 @@ from kdlab.analyses.common import (LABEL, add_numbers, ci_record, delta, exclude
                                    header, macro, measure, num, scope_bars, scope_table, unavailable_rows)
 from kdlab.analyses.context import SCOPES, Study
 
-METRICS = ("macro_f1", "accuracy", "ece", "nll")
+METRICS = ("macro_f1", "macro_f1_present", "accuracy", "ece", "nll")
 COURSE_RESAMPLES = 1000  # the course's paired bootstrap (docs/study.md section 5): median of 1,000 resamples
 F1_NOTE = ("A single system's macro F1 interval can sit below its full-sample value: a resample repeats some "
            "rows and misses others, and a tier class missed scores 0 (the JSON flags estimate_in_interval); "
@@ -29,6 +32,15 @@ F1_NOTE = ("A single system's macro F1 interval can sit below its full-sample va
 
 
 # --- the analysis -----------------------------------------------------------
+def classes_note(result: dict) -> str:
+    """How many of each scope's classes have a val row, and what that does to the two macro F1s."""
+    counts = "; ".join(f"{scope} {c['present']} of {c['all']}" for scope, c in result["classes"].items())
+    return (f"Classes with a val row: {counts}. Macro F1 (docs/study.md section 5) averages over all of a tier's classes, "
+            "an absent class counting 0; macro F1 over the classes present averages over those with a val row "
+            "(the course's list). Overall: scikit-learn's default (classes in labels or predictions), and "
+            "the classes present in val.")
+
+
 def course_record(a: tuple, b: tuple, study: Study) -> dict:
     """The course's statistic of a − b: median and percentiles of the first 1,000 paired resamples."""
     iv = stats.summarize(a[0] - b[0], (a[1] - b[1])[:COURSE_RESAMPLES], study.seed)
@@ -50,7 +62,7 @@ def compute(study: Study) -> dict:
                     deltas.append({"arm": s, "baseline": base, "scope": scope, "metric": m, **rec,
                                    "excludes_zero": excludes_zero(rec),
                                    "course": course_record(got[s][m], got[base][m], study)})
-    result = {"name": "tiers", **header(study)}
+    result = {"name": "tiers", **header(study), "classes": {scope: study.scope_classes(scope) for scope in SCOPES}}
     for r in values + deltas:
         r["n"] = result["n"][r["scope"]]
         r["unstable"] = r["metric"] == "ece" and result["ece_unstable"][r["scope"]]
@@ -73,14 +85,15 @@ def render(result: dict, out) -> None:
     base, gone = result["baseline"], result["unavailable"]
     students = list(dict.fromkeys(r["system"] for r in result["tables"]["values"] if r.get("metric")))[1:]
     for m in METRICS:
+        f1_notes = [F1_NOTE, classes_note(result)] if m.startswith("macro_f1") else []
         scope_table(out.tables / f"tiers_delta_{m}.tex", result["tables"]["deltas"], m, "arm", result, out,
                     title=f"Change in {LABEL[m]}, arm minus {base}, overall and per frequency tier",
-                    notes=["Bold: the largest improvement per column."], unstable_ece=m == "ece", signed=True,
+                    notes=["Bold: the largest improvement per column.", *f1_notes[1:]], unstable_ece=m == "ece",
+                    signed=True,
                     unavailable={a: why for a, why in gone.items() if a != base})
         scope_table(out.tables / f"tiers_value_{m}.tex", result["tables"]["values"], m, "system", result, out,
                     title=f"{LABEL[m]} of each system, overall and per frequency tier", best_among=students,
-                    notes=["The temperature-scaled teacher is shown for reference; bold: best student.", *(
-                        [F1_NOTE] if m == "macro_f1" else [])],
+                    notes=["The temperature-scaled teacher is shown for reference; bold: best student.", *f1_notes],
                     unstable_ece=m == "ece", unavailable=gone)
     shown = [a for a in figure_arms(result) if a != base]
     tidy = pd.DataFrame([{**d, "system": d["arm"]} for d in result["tables"]["deltas"] if d.get("arm") in shown],

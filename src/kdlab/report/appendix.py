@@ -18,6 +18,7 @@ IN_BODY_TABLES = {"confound_lifts"}
 IN_BODY = {"long_tail", "tiers_deltas", "reliability", "busbridge_calibration_vs_k", "stanton_js", "sweep_heatmaps",
            "coverage_curves"}
 OWN_TABLES = ("tier_f1_ece", "calibration_eval_half")  # the report stage's own full tables
+DATA_TABLES = ("data_inputs", "data_splits")  # kdlab.report.data_tables
 
 
 def figure_tex(stem: str, warning: str) -> str:
@@ -35,6 +36,10 @@ def appendix_tex(tables: Path, figures: Path, warning: str, published_in_body: b
                   if t.stem not in IN_BODY_TABLES]
         parts += [figure_tex(f.stem, warning) for f in sorted(figures.glob(f"{name}_*.pdf")) if f.stem not in IN_BODY]
         parts.append(r"\clearpage")
+    data = [t for t in DATA_TABLES if (tables / f"{t}.tex").is_file()]
+    if data:
+        parts.append(r"\section{The data}\label{sec:data}")
+        parts += [rf"\input{{tables/{t}.tex}}" for t in data]
     parts.append(r"\section{Every system per tier, and the published numbers}\label{sec:overview}")
     parts += [rf"\input{{tables/{t}.tex}}" for t in OWN_TABLES]
     parts.append(figure_tex("tier_f1_ece", warning))

@@ -78,6 +78,11 @@ def tiers(result: dict, out: Out) -> None:
     shaky = [s for s, flag in result["ece_unstable"].items() if flag]
     notes = [f"\u0394: {kd} minus {base} on the same resamples of each tier's rows; macro F1 of a tier is over "
              "that tier's classes."]
+    absent = {s: c for s, c in result.get("classes", {}).items() if s != "overall" and c["present"] < c["all"]}
+    if absent:  # an absent class counts 0: say so, and where the macro F1 over the classes present is
+        notes.append("Classes without a val row (counted as F1 = 0): " + "; ".join(
+            f"{s} {c['all'] - c['present']} of {c['all']}" for s, c in absent.items())
+            + "; macro F1 over the classes present: appendix, tiers_value_macro_f1_present.")
     if shaky:
         notes.append(f"ECE on {', '.join(shaky)} has fewer than {result['min_tier_examples_per_bin']:g} examples per "
                      f"bin ({result['ece_bins']} bins): descriptive, not a stable estimate.")

@@ -1,7 +1,8 @@
 """Stage `report`: the tables, figures, numbers and worded findings that reports/paper.tex includes.
 
 Inputs: metrics/evaluate.json, results/calibration.json, every results/<analysis>.json,
-data/prepared/data_card.json, data/teacher/teacher_card.json and runs/<arm>/arm.json for the
+data/prepared/data_card.json and data_report.json, data/tokenizer/lengths.json (when the
+students' tokenizer exists), data/teacher/teacher_card.json and runs/<arm>/arm.json for the
 arms listed in params (never a glob of runs/). The run's labels come from those cards
 (kdlab.report.provenance), not from params. Outputs (stable names; every table also as .csv
 and .md next to its .tex, every figure as .pdf and a 200-dpi 16:9 .png):
@@ -9,6 +10,7 @@ and .md next to its .tex, every figure as .pdf and a 200-dpi 16:9 .png):
     reports/tables/paper_*.tex      the body's tables, one per question, with paired-bootstrap CIs
     reports/tables/<analysis>_*.tex every analysis' full tables (the appendix)
     reports/tables/{tier_f1_ece,calibration_eval_half,published_check}.tex
+    reports/tables/{data_inputs,data_splits}.tex   what prepare read and dropped, what the splits hold
     reports/figures/*.{pdf,png}     every figure (kdlab.report.captions has each one's caption)
     reports/numbers.tex             \\kd<Name> macros for every number the prose and slides cite
     reports/findings.tex            \\kdFinding<Question> paragraphs worded by rules on those numbers,
@@ -31,7 +33,7 @@ from typing import Callable
 from kdlab import analyses, io
 from kdlab.config import Config
 from kdlab.paths import Layout
-from kdlab.report import appendix, captions, findings, headline, latex, overview, paper_tables, provenance
+from kdlab.report import appendix, captions, data_tables, findings, headline, latex, overview, paper_tables, provenance
 from kdlab.report.inputs import Inputs, Out, make_out
 from kdlab.stages.common import StageError, fixed_name, run_stage, stage_main
 
@@ -110,6 +112,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace | None = None) -> 
     numbers.update(headline.analysis_numbers(inp.results, set(numbers)))
     numbers.update(headline.derived(inp.results))
     overview.write_tables(cfg, inp, out)
+    data_tables.write_data_tables(layout, out)
     numbers.update(overview.write_published_check(cfg, inp, layout, out))
     write_paper_tables(inp, out)
     # drawing is most of this stage's time and each figure is independent: use the machine's cores
