@@ -294,6 +294,15 @@ BAD = {
     "empty sweep": (_set("sweep", "alpha", []), ["sweep.alpha", "at least one value"]),
     "repeated sweep value": (_set("sweep", "kd_temperature", [1, 1.0]), ["sweep.kd_temperature", "must differ"]),
     "sweep alpha above 1": (_set("sweep", "alpha", [0.7, 1.5]), ["sweep.alpha", "[0, 1]"]),
+    "negative checkpoint interval": (_set("optim", "checkpoint_every", -1),
+                                     ["optim.checkpoint_every", "0 (epoch ends only) or a positive", "found -1"]),
+    "launcher without -m": (_set("optim", "launcher", "accelerate launch --num_processes 2"),
+                            ["optim.launcher", "'accelerate launch [options] -m'",
+                             "found 'accelerate launch --num_processes 2'"]),
+    "launcher of another tool": (_set("optim", "launcher", "torchrun -m"), ["optim.launcher", "found 'torchrun -m'"]),
+    "a launcher for the teacher": (lambda raw: raw.update(teacher=dict(composed("profile=demo")["teacher"], trained=dict(
+        composed("profile=demo")["teacher"]["trained"], optim={"launcher": "accelerate launch -m"}))),
+                                   ["teacher.trained.optim.launcher", "always runs as 'python -m kdlab.stages.teacher'"]),
 }
 
 
@@ -354,3 +363,11 @@ def test_type_errors_in_an_arm_name_the_arm(params_raw, edit):
     with pytest.raises(ConfigError) as info:
         config_from_mapping(params_raw)
     assert "arms.kd" in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("launcher", ["python -m", "accelerate launch -m",
+                                      "accelerate launch --multi_gpu --num_processes 2 -m",
+                                      "accelerate launch --cpu --num_processes 2 -m"])
+def test_the_launchers_dvc_yaml_can_start_a_training_stage_with(params_raw, launcher):
+    params_raw["optim"]["launcher"] = launcher
+    assert config_from_mapping(params_raw).optim.launcher == launcher

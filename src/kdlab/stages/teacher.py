@@ -16,10 +16,12 @@ import tempfile
 
 import numpy as np
 
-from kdlab import calibration, data, io, metrics, remote, teacher
+from kdlab import calibration, checkpoint, data, io, metrics, remote, teacher
 from kdlab.config import Config
 from kdlab.paths import Layout
 from kdlab.stages.common import StageError, fixed_name, run_stage, stage_main
+
+STAGE = "teacher"
 
 
 def published(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
@@ -68,10 +70,12 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
     from kdlab.models import build_classifier
     from kdlab.tokenization import load_tokenizer
     from kdlab.device import require_device
+    from kdlab.fingerprint import stage_checkpointing
     from kdlab.train import encode, make_accelerator, predict_logits, train_classifier
 
     spec = cfg.teacher.trained
     require_device(spec.optim, "teacher")
+    checkpointing = stage_checkpointing(STAGE, spec.optim.checkpoint_every)
     tokenizer = load_tokenizer(layout.tokenizer)
     frame = data.training_frame(splits, ["train", "test"])
     fit_rows, cal_rows = data.stratified_val_split(frame["label"].to_numpy(), spec.calibration_fraction, cfg.seed)
@@ -84,7 +88,7 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
     model = build_classifier(spec.backbone, n_classes, tokenizer, cfg.seed)
     summary, model = train_classifier(
         accelerator, model, fit, spec.optim, lambda s, t, y: ce_loss(s, y), tokenizer.pad_token_id, cfg.seed,
-        log_path=layout.teacher / "train_log.csv", desc="teacher",
+        log_path=layout.teacher / "train_log.csv", desc=STAGE, checkpointing=checkpointing,
     )
     raw_tt = predict_logits(accelerator, model, everything, spec.optim.eval_batch_size, tokenizer.pad_token_id)
     raw_val = predict_logits(accelerator, model, val, spec.optim.eval_batch_size, tokenizer.pad_token_id)
@@ -128,6 +132,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
         card[name] = metrics.summarize(probs, arrays["labels"], preds, arrays["tiers"], class_tiers,
                                        cfg.evaluation.ece_bins)
     io.write_json(layout.teacher_card, card)
+    checkpoint.remove(checkpoint.checkpoint_folder(STAGE))  # the outputs are complete
     f = card["final"]
     print(f"teacher ({meta['source']}): val macro F1 {f['overall']['macro_f1']:.4f}, ECE {f['overall']['ece']:.4f}, "
           f"NLL {f['overall']['nll']:.4f}, T {meta['temperature']:.4f}; tier F1 "
@@ -135,7 +140,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv, stage_name=fixed_name("teacher"))
+    return stage_main(__doc__.splitlines()[0], run, argv, stage_name=fixed_name(STAGE))
 
 
 if __name__ == "__main__":

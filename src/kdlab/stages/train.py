@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 import tempfile
 
-from kdlab import io, remote
+from kdlab import checkpoint, io, remote
 from kdlab.config import ArmConfig, Config, stage_of
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, save_predictions
@@ -45,8 +45,9 @@ def from_published(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) 
             "file": fetched.as_dict()}
 
 
-def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tuple[dict, dict]:
-    """Train the arm; return (arm.json record, run facts for the untracked log)."""
+def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tuple[dict, dict] | None:
+    """Train the arm; return (arm.json record, run facts for the untracked log), or None in the
+    processes other than the main one (several processes: `accelerate launch`), which write nothing."""
     # torch, transformers and accelerate (and pandas) load here, not at module import: an audit run
     # (16 arms, no training) would otherwise pay their ~2 s import in every train@<arm> process
     from kdlab import data
@@ -54,10 +55,12 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     from kdlab.models import backbone_record, build_classifier
     from kdlab.tokenization import load_tokenizer
     from kdlab.device import require_device
+    from kdlab.fingerprint import stage_checkpointing
     from kdlab.model_card import publish_arm
     from kdlab.train import encode, make_accelerator, predict_logits, train_classifier
 
-    require_device(cfg.optim, f"train@{arm.name}")
+    require_device(cfg.optim, stage_of(arm.name))
+    checkpointing = stage_checkpointing(stage_of(arm.name), cfg.optim.checkpoint_every)
     splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
     tokenizer = load_tokenizer(layout.tokenizer)
     which = ["train", "test"] if arm.train_splits == "train+test" else ["train"]
@@ -83,10 +86,13 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     model = build_classifier(cfg.student, n_classes, tokenizer, cfg.seed)
     summary, model = train_classifier(
         accelerator, model, train_set, cfg.optim, make_loss_fn(arm), tokenizer.pad_token_id, cfg.seed,
-        teacher_logits=teacher_logits, log_path=layout.run(arm.name) / "train_log.csv", desc=f"train@{arm.name}",
+        teacher_logits=teacher_logits, log_path=layout.run(arm.name) / "train_log.csv", desc=stage_of(arm.name),
+        checkpointing=checkpointing,
     )
     logits = predict_logits(accelerator, model, val_set, cfg.optim.eval_batch_size, tokenizer.pad_token_id,
                             desc=f"predict@{arm.name}")
+    if not accelerator.is_main_process:
+        return None
     pred = Predictions.from_logits(val["row_id"].to_numpy(), logits, val["label"].to_numpy(),
                                    data.tier_codes_of(val))
     save_predictions(layout.predictions(arm.name), pred)
@@ -107,9 +113,14 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     if cfg.arm_source == "published":
         record = from_published(cfg, layout, arm, card["n_classes"])
     else:
-        record, facts = trained(cfg, layout, arm, card["n_classes"])
+        result = trained(cfg, layout, arm, card["n_classes"])
+        if result is None:
+            return
+        record, facts = result
     io.write_json(layout.arm_card(arm.name), record)
     io.write_json(layout.run_log(stage_of(arm.name)), facts)
+    if cfg.arm_source != "published":
+        checkpoint.remove(checkpoint.checkpoint_folder(stage_of(arm.name)))  # the outputs are complete
     print(f"{stage_of(arm.name)}: {record.get('source', record.get('reason'))}"
           + (f", {facts['seconds']} s on {facts['device']}" if facts else ""))
 

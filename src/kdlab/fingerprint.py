@@ -1,0 +1,44 @@
+"""A stage's fingerprint: what DVC would compare to decide whether the stage must run again.
+
+A resume checkpoint (kdlab.checkpoint) records it, and a rerun resumes only when its own fingerprint
+is the same: the stage's command, the values of the params dvc.yaml lists for it (as the stage sees
+them) and the hash of every dependency, each computed by DVC itself (the same md5s dvc.lock records;
+DVC's state database makes unchanged files cheap to hash again).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdlab.checkpoint import Checkpointing, checkpoint_folder
+
+
+def stage_fingerprint(root: Path, stage: str) -> dict | None:
+    """``{"stage", "cmd", "params": {key: value}, "deps": {path: hash}}`` of ``stage``; None when
+    ``root`` holds no dvc.yaml or the stage is not in it (a stage module called directly, in tests)."""
+    if not (root / "dvc.yaml").is_file():
+        return None
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        try:
+            (found,) = repo.stage.collect(stage)
+        except Exception:  # noqa: BLE001 - DVC raises several types for an unknown stage name
+            return None
+        params: dict = {}
+        deps: dict = {}
+        for dep in found.deps:
+            value = dep.get_hash().value
+            if hasattr(dep, "params"):  # a params file: {key: value} of the keys the stage lists
+                params.update({f"{dep.def_path}:{k}" if dep.def_path != "params.yaml" else k: v
+                               for k, v in value.items()})
+            else:
+                deps[dep.def_path] = value
+        return {"stage": stage, "cmd": found.cmd, "params": params, "deps": deps}
+
+
+def stage_checkpointing(stage: str, every: int) -> Checkpointing | None:
+    """Resume checkpoints for the training stage ``stage`` run from the repository root, keyed to its
+    fingerprint; None when no dvc.yaml defines the stage (nothing to key them to, so none are kept)."""
+    fingerprint = stage_fingerprint(Path("."), stage)
+    return None if fingerprint is None else Checkpointing(checkpoint_folder(stage), fingerprint, every)
