@@ -224,12 +224,18 @@ def optimizer_state_dict(tensors: dict, plain: dict, current: dict) -> dict:
 # --------------------------------------------------------------------------- #
 # Fingerprints
 # --------------------------------------------------------------------------- #
+def _flat(prefix: str, value: Any) -> dict:
+    if isinstance(value, dict) and value:
+        return {k: v for key, item in value.items() for k, v in _flat(f"{prefix}.{key}", item).items()}
+    return {prefix: value}
+
+
 def differences(saved: dict, current: dict) -> list[str]:
     """What differs between two fingerprints, e.g. ``params optim.learning_rate``, ``deps data/teacher``."""
     found = []
     for part in ("params", "deps"):
-        old, new = saved.get(part, {}), current.get(part, {})
-        found += [f"{part} {key}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+        old, new = (_flat(part, fp.get(part, {})) for fp in (saved, current))
+        found += [f"{part} {key.split('.', 1)[1]}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
     if saved.get("cmd") != current.get("cmd"):
         found.append("cmd")
     return found
@@ -257,11 +263,13 @@ def _save_tensors(path: Path, tensors: dict) -> None:
 
 
 def _read(path: Path, what: Callable[[Path], Any], folder: Path) -> Any:
+    from safetensors import SafetensorError
+
     try:
         return what(path)
-    except (OSError, ValueError) as exc:  # missing, truncated or not the expected format
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:  # missing, truncated, another format
         raise CheckpointError(f"{path}: unreadable checkpoint file ({exc}); delete the checkpoint with "
-                              f"`rm -r '{folder}'` and rerun (the arm then starts from step 0)") from None
+                              f"`rm -r '{folder}'` and rerun (training then starts from step 0)") from None
 
 
 def latest(folder: Path) -> Path | None:
