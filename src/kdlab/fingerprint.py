@@ -25,16 +25,23 @@ def stage_fingerprint(root: Path, stage: str) -> dict | None:
             (found,) = repo.stage.collect(stage)
         except Exception:  # noqa: BLE001 - DVC raises several types for an unknown stage name
             return None
-        params: dict = {}
-        deps: dict = {}
-        for dep in found.deps:
-            value = dep.get_hash().value
-            if hasattr(dep, "params"):  # a params file: {key: value} of the keys the stage lists
-                params.update({f"{dep.def_path}:{k}" if dep.def_path != "params.yaml" else k: v
-                               for k, v in value.items()})
-            else:
-                deps[dep.def_path] = value
-        return {"stage": stage, "cmd": found.cmd, "params": params, "deps": deps}
+        return fingerprint_of(found)
+
+
+def fingerprint_of(stage) -> dict:
+    """The fingerprint of a DVC ``Stage`` object (see :func:`stage_fingerprint`)."""
+    params: dict = {}
+    deps: dict = {}
+    for dep in stage.deps:
+        if not dep.exists:  # not produced yet (`kdlab plan` before a run): no checkpoint can match
+            deps[dep.def_path] = None
+            continue
+        value = dep.get_hash().value
+        if hasattr(dep, "params"):  # a params file: {key: value} of the keys the stage lists
+            params.update({k if dep.def_path == "params.yaml" else f"{dep.def_path}:{k}": v for k, v in value.items()})
+        else:
+            deps[dep.def_path] = value
+    return {"stage": stage.name, "cmd": stage.cmd, "params": params, "deps": deps}
 
 
 def stage_checkpointing(stage: str, every: int) -> Checkpointing | None:

@@ -8,10 +8,19 @@ window, examples per second since this process started, elapsed time and ETA.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
 PROGRESS_SECONDS = 30.0
+
+
+def speed_key(backbone, optim, max_length: int, processes: int) -> dict:
+    """What a training run's examples/s depends on besides the device: the backbone, the batch size, the
+    sequence length, the precision setting and the processes. ``kdlab plan`` reuses an earlier run's speed
+    (logs/<stage>.json) for another arm only when this and the device name agree."""
+    return {"backbone": dataclasses.asdict(backbone), "batch_size": optim.batch_size, "max_length": max_length,
+            "precision": optim.precision, "processes": processes}
 
 
 def duration(seconds: float) -> str:

@@ -71,6 +71,7 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
     from kdlab.tokenization import load_tokenizer
     from kdlab.device import require_device
     from kdlab.fingerprint import stage_checkpointing
+    from kdlab.progress import speed_key
     from kdlab.train import encode, make_accelerator, predict_logits, train_classifier
 
     spec = cfg.teacher.trained
@@ -108,7 +109,7 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
             "temperature_fit": {**temp.__dict__, "fold": "held-out calibration rows of train+test",
                                 "rows": int(len(cal_rows))},
             "training": {**summary.record, "rows": int(len(fit_rows))}, "backbone": dataclasses.asdict(spec.backbone),
-            "run_facts": summary.run_facts}
+            "run_facts": {**summary.run_facts, "speed_key": speed_key(spec.backbone, spec.optim, max_len, 1)}}
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:

@@ -57,6 +57,7 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     from kdlab.device import require_device
     from kdlab.fingerprint import stage_checkpointing
     from kdlab.model_card import publish_arm
+    from kdlab.progress import speed_key
     from kdlab.train import encode, make_accelerator, predict_logits, train_classifier
 
     require_device(cfg.optim, stage_of(arm.name))
@@ -102,7 +103,7 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
                 io.read_json(layout.teacher_card), training)
     record = {"arm": arm.name, "available": True, "source": "trained", "config": arm_record(arm),
               "training": training, "backbone": backbone_record(cfg.student, model)}
-    return record, summary.run_facts
+    return record, {**summary.run_facts, "speed_key": speed_key(cfg.student, cfg.optim, max_len, accelerator.num_processes)}
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
