@@ -130,3 +130,22 @@ def test_one_arm_on_two_processes_through_the_launcher_param(arm_repo, uninterru
     finally:
         set_optim(arm_repo, launcher="python -m")
 
+
+
+def test_arms_in_parallel_one_gpu_each_from_separate_shells(arm_repo):
+    """README, several GPUs: one `dvc --wait-for-lock repro` per GPU, pinned with CUDA_VISIBLE_DEVICES,
+    in one workspace at the same time; DVC unlocks the repository while a stage runs, so both train at
+    once, and both land in dvc.lock. (On this CPU the variable pins nothing; each arm records what it saw.)"""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0"}
+    shells = {arm: subprocess.Popen(["dvc", "--wait-for-lock", "repro", "-f", "-s", f"train@{arm}"], cwd=arm_repo,
+                                    env={**env, "CUDA_VISIBLE_DEVICES": gpu}, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+              for arm, gpu in (("vanilla", "0"), ("kd", "1"))}
+    outs = {arm: shell.communicate(timeout=600)[0] for arm, shell in shells.items()}
+    for arm, shell in shells.items():
+        assert shell.returncode == 0, outs[arm][-3000:]
+    for arm, gpu in (("vanilla", "0"), ("kd", "1")):
+        facts = json.loads((arm_repo / "logs" / f"train@{arm}.json").read_text())
+        assert facts["cuda_visible_devices"] == gpu
+    status = run(["dvc", "status", "train@vanilla", "train@kd"], arm_repo).stdout
+    assert "up to date" in status, status

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,6 +306,7 @@ def train_classifier(
         record={"steps": step, "precision": accelerator.mixed_precision, "final_loss": log_rows[-1]["loss"],
                 "processes": accelerator.num_processes},
         run_facts={"seconds": round(seconds, 2), "device": str(accelerator.device), "device_name": device_name(),
+                   "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                    "steps": trained_steps, "examples": progress.examples,
                    "examples_per_s": round(progress.examples / seconds, 2) if trained_steps else None,
                    "resumed_from_step": start.step if resumed is not None else None,
