@@ -16,9 +16,10 @@ import pytest
 import torch
 
 from kdlab import checkpoint
-from kdlab.checkpoint import Checkpointing, CheckpointError, ModelState, TrainingStopped
+from kdlab.checkpoint import Checkpointing, CheckpointError, ModelState
 from kdlab.config import ArmConfig, BackboneConfig, OptimConfig, TinyModel
 from kdlab.losses import make_loss_fn
+from kdlab.signals import TrainingStopped
 
 ROWS, BATCH, EPOCHS = 52, 8, 2  # 7 batches per epoch (the last one short), 14 steps
 PER_EPOCH = -(-ROWS // BATCH)

@@ -34,11 +34,9 @@ import json
 import os
 import random
 import shutil
-import signal
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -52,10 +50,6 @@ LATEST = "latest.json"
 
 class CheckpointError(KdlabError):
     """A checkpoint cannot be used: written for other inputs or another setup, or unreadable."""
-
-
-class TrainingStopped(KdlabError):
-    """SIGTERM or SIGINT arrived: a checkpoint was saved and the run stopped (exit status 1)."""
 
 
 def checkpoint_folder(stage: str) -> Path:
@@ -365,44 +359,3 @@ def remove(folder: Path) -> None:
         shutil.rmtree(folder)
     with contextlib.suppress(OSError):
         folder.parent.rmdir()
-
-
-# --------------------------------------------------------------------------- #
-# Signals
-# --------------------------------------------------------------------------- #
-class StopRequest:
-    """Set by SIGTERM / SIGINT; the loop checks it after each step, saves, and stops."""
-
-    def __init__(self):
-        self.signal: str | None = None
-
-    def requested(self, accelerator) -> bool:
-        """Whether any process got a signal (several processes agree on the step: one all-reduce)."""
-        if accelerator.num_processes == 1:
-            return self.signal is not None
-        import torch
-
-        flag = torch.tensor(0.0 if self.signal is None else 1.0, device=accelerator.device)
-        return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
-
-
-@contextlib.contextmanager
-def stop_signals(enabled: bool = True) -> Iterator[StopRequest]:
-    """While training: the first SIGTERM/SIGINT asks the loop to checkpoint and stop; a second one
-    stops at once (KeyboardInterrupt; the last complete checkpoint is kept)."""
-    request = StopRequest()
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield request
-        return
-
-    def handler(signum, frame):
-        if request.signal is not None:
-            raise KeyboardInterrupt
-        request.signal = signal.Signals(signum).name
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield request
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

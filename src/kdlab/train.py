@@ -22,11 +22,12 @@ import numpy as np
 
 from kdlab import checkpoint
 from kdlab.batching import LengthGroupedBatches
-from kdlab.checkpoint import Checkpointing, EpochOrder, LoopState, Position, TrainingStopped
+from kdlab.checkpoint import Checkpointing, EpochOrder, LoopState, Position
 from kdlab.config import OptimConfig
 from kdlab.errors import KdlabError
 from kdlab.io import atomic_path
 from kdlab.progress import PROGRESS_SECONDS, Progress
+from kdlab.signals import TrainingStopped, stop_signals
 
 LossFn = Callable[..., "object"]  # (student_logits, teacher_logits | None, labels) -> scalar tensor
 
@@ -255,7 +256,7 @@ def train_classifier(
     model.train()
     bar = tqdm(total=total_steps, initial=start.step, desc=desc, disable=_quiet_bar(accelerator))
     step = start.step
-    with checkpoint.stop_signals(enabled=checkpointing is not None) as stop:
+    with stop_signals(enabled=checkpointing is not None) as stop:
         for epoch in range(start.epoch, optim.epochs):
             if resumed is not None and epoch == start.epoch:
                 order.restore(resumed.sampler)
