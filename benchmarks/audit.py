@@ -11,8 +11,8 @@ most 2 minutes". Everything is generated here, offline, in a temporary folder:
   (data/prepared/{train,val,test}.parquet + data_card.json) with the real
   sizes: 57,846 train / 6,430 val / 21,432 test rows, 113 classes with a
   long-tailed frequency, tiers 20/40/53 classes by train frequency and val
-  tier sizes exactly 5,155 / 1,065 / 210 (STUDY.md §1);
-* the published files at their real layout and sizes (STUDY.md §2-§3):
+  tier sizes exactly 5,155 / 1,065 / 210 (docs/study.md §1);
+* the published files at their real layout and sizes (docs/study.md §2-§3):
   the teacher's ``val_logits_canonical_final.npz`` (logits float16 6,430 x 113,
   labels, tiers as names) and ``metadata.json`` (temperature 1.2538); the
   vanilla and distilled students' ``val_predictions.npz`` and the six grid
@@ -70,7 +70,7 @@ TEACHER_T = 1.2538
 SEED = 20240611
 
 # published arm -> (file name, margin, scale): the distilled students are a little more accurate and far
-# better calibrated than vanilla (STUDY.md §7), so the T fits and ECE see shapes like the real ones
+# better calibrated than vanilla (docs/study.md §7), so the T fits and ECE see shapes like the real ones
 ARM_FILES = {  # extra true-class margin (negative: below the teacher's) and logit scale
     "vanilla": ("vanilla_val_predictions.npz", -0.55, 2.9),
     "kd": ("distilled_val_predictions.npz", -0.45, 2.2),

@@ -29,7 +29,7 @@ from kdlab.config import TIERS
 
 N, C, SEED = 6430, 113, 42
 TIER_SIZES = (20, 40, 53)  # classes per tier
-VAL_TIER_ROWS = (5155, 1065, 210)  # the real val set's rows per tier (STUDY.md §1)
+VAL_TIER_ROWS = (5155, 1065, 210)  # the real val set's rows per tier (docs/study.md §1)
 
 
 def synthetic(seed: int = 0):

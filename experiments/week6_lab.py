@@ -161,7 +161,7 @@ tail_f1 = metrics.macro_f1(study.labels[tail_rows], study.teacher.preds[tail_row
 # %%
 stored_tail_f1 = teacher_tiers.loc["tail", "macro_f1"]  # the value in results/teacher_diag.json
 print(f"tail macro F1: recomputed {tail_f1:.4f}, stored by the pipeline {stored_tail_f1:.4f}")
-assert np.isclose(tail_f1, stored_tail_f1), "the class ids of the tier matter: see STUDY.md section 5"
+assert np.isclose(tail_f1, stored_tail_f1), "the class ids of the tier matter: see docs/study.md section 5"
 
 # %% [markdown]
 # ---

@@ -2,7 +2,7 @@
 
 The demo repository (the session fixture ``demo_repo``) has trained every arm.
 Its teacher's val logits and its students' predictions are written here in the
-*published* layout (STUDY.md §2-§3: the teacher's ``val_logits_canonical_final.npz``
+*published* layout (docs/study.md §2-§3: the teacher's ``val_logits_canonical_final.npz``
 with tiers as names plus ``metadata.json``; each student's ``val_predictions.npz``
 with logits float16, preds, labels, val_tiers) and a second copy of the
 repository is pointed at them through each artifact's ``local:`` override. The
@@ -205,8 +205,19 @@ def test_metrics_and_temperatures_equal_the_train_path(audit, demo_repo):
         assert cal_ours["arms"][arm] == cal_theirs["arms"][arm], arm
 
 
+def close(a, b) -> bool:
+    """Equal, except floats may differ in the last bits (relative 1e-12)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or abs(a - b) <= 1e-12 * max(abs(a), abs(b))
+    return a == b
+
+
 def test_tier_analysis_equals_the_train_path(audit, demo_repo):
-    """results/tiers.json: every value and paired-bootstrap delta of the published arms, bit for bit."""
+    """results/tiers.json: every value and paired-bootstrap delta of the published arms. Estimates are bit for
+    bit; bootstrap statistics to 1e-12 (the resamples of every system present are summed in one matrix
+    product, and the demo has more systems than the audit, so the last bit of a sum may round differently)."""
     ours, theirs = (io.read_json(Layout(r).results / "tiers.json") for r in (audit["repo"], demo_repo))
     assert ours["bootstrap"] == theirs["bootstrap"]
     keep = set(PUBLISHED) | {"teacher"}
@@ -215,7 +226,9 @@ def test_tier_analysis_equals_the_train_path(audit, demo_repo):
             return sorted((r for r in result["tables"][table] if r.get(key) in keep and "metric" in r),
                           key=lambda r: (r.get(key), r["scope"], r["metric"]))
         got, want = rows(ours), rows(theirs)
-        assert got and got == want, table
+        assert got and len(got) == len(want), table
+        for g, w in zip(got, want):
+            assert g["estimate"] == w["estimate"] and close(g, w), (table, g, w)
     assert {r["arm"] for r in ours["tables"]["deltas"] if "metric" in r} == set(PUBLISHED) - {"vanilla"}
 
 
@@ -278,7 +291,8 @@ def test_headline_numbers_equal_the_train_path(audit, demo_repo):
         return dict(re.findall(r"\\newcommand\{\\kd(\w+)\}\{(.*)\}$", text, flags=re.M))
 
     ours, theirs = macros(audit["repo"]), macros(demo_repo)
-    assert (ours["Profile"], ours["DemoNote"]) == ("audit", "")
+    # the audit here reads the demo's synthetic data, so the label says so, but not "tiny models"
+    assert ours["Profile"] == "audit" and "synthetic data" in ours["DemoNote"] and "tiny models" not in ours["DemoNote"]
     assert "published student predictions" in ours["Provenance"]
     tags = {arm: macro_name(arm) for arm in arm_names(audit["repo"])}
     missing = [tags[arm] for arm in tags if arm not in PUBLISHED]

@@ -100,7 +100,7 @@ def test_audit_profile_reads_published_predictions_and_keeps_the_recipe(params_r
     assert key == "published.arms.kd" and kd.repo_id == "earino/ecbs5200-week6-distilled-student"
     assert kd.repo_type == "model" and kd.filename == "val_predictions.npz"
     assert cfg.published.artifact(cfg.arm("top1_kd"))[0] is None  # never published
-    for cell in cfg.sweep.cells():  # STUDY.md §3: grid_Td{1,4,8}_a{70,90}_val_predictions.npz
+    for cell in cfg.sweep.cells():  # docs/study.md §3: grid_Td{1,4,8}_a{70,90}_val_predictions.npz
         artifact, key = cfg.published.artifact(cell)
         assert artifact.repo_id == "earino/ecbs5200-week6-grid-results" and artifact.repo_type == "dataset"
         assert artifact.filename == \

@@ -1,4 +1,4 @@
-"""Canonical data processing (STUDY.md §1): splits, tiers, count checks and the prepare stage."""
+"""Canonical data processing (docs/study.md §1): splits, tiers, count checks and the prepare stage."""
 
 from __future__ import annotations
 
@@ -316,7 +316,7 @@ def test_real_course_files_select_the_canonical_rows(course_data):
     assert set(merge.values()) <= set(label_list)
 
     n_raw = max(max(train_idx), max(val_idx)) + 1
-    assert n_raw == 64292  # the Hub train split's size (STUDY.md §1)
+    assert n_raw == 64292  # the Hub train split's size (docs/study.md §1)
     rng = np.random.default_rng(42)
     vocabulary = np.array(label_list + sorted(merge))  # canonical labels and old ones that merge into them
     raw_labels = rng.choice(vocabulary, size=n_raw)

@@ -147,7 +147,8 @@ def test_report_outputs_and_paper_references(demo_repo):
     reports = Layout(demo_repo).reports
     paper = (reports / "paper.tex").read_text()
     used = set(re.findall(r"\\(kd[A-Za-z]+)", paper))
-    assert used and used <= defined_macros(reports / "numbers.tex"), used - defined_macros(reports / "numbers.tex")
+    defined = defined_macros(reports / "numbers.tex") | defined_macros(reports / "findings.tex")
+    assert used and used <= defined, used - defined
     for rel in re.findall(r"\\(?:input|includegraphics(?:\[[^]]*\])?)\{([^}]+)\}", paper):
         assert (reports / rel).exists(), rel
     for table in (reports / "tables").glob("*.tex"):
@@ -166,3 +167,17 @@ def test_paper_compiles_with_pdflatex(demo_repo, tmp_path):
     log = (reports / "paper.log").read_text(errors="replace")
     assert "undefined" not in log.lower(), "undefined macro or reference in paper.tex"
     assert (reports / "paper.pdf").stat().st_size > 10_000
+
+
+def test_each_arm_folder_is_a_model_people_can_use(demo_repo):
+    """runs/<arm>/ loads with transformers' pipeline and no other argument, returns a real issue name,
+    and carries its model card."""
+    from transformers import pipeline
+
+    layout = Layout(demo_repo)
+    labels = io.read_json(layout.data_card)["labels"]
+    classify = pipeline("text-classification", model=str(layout.run("kd")))
+    out = classify("I was charged a late fee after I paid my credit card bill on time.", truncation=True)
+    assert out[0]["label"] in labels and 0 < out[0]["score"] <= 1
+    card = (layout.run("kd") / "README.md").read_text()
+    assert card.startswith("---") and "DEMO model" in card

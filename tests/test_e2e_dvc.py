@@ -107,7 +107,7 @@ def test_exp_show_reports_the_values_that_ran(demo_repo):
 
 
 def test_metrics_show_is_a_small_table(demo_repo):
-    text = run(["dvc", "metrics", "show", "--no-pager"], demo_repo).stdout
+    text = run(["dvc", "metrics", "show"], demo_repo).stdout
     lines = [line for line in text.splitlines() if line.strip()]
     assert lines[0].split()[0] == "Path" and len(lines) == 1 + 17, text  # the teacher, 10 arms, 6 sweep cells
     assert max(map(len, lines)) <= 120, max(map(len, lines))

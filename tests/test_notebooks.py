@@ -1,18 +1,22 @@
-"""The course notebooks (experiments/*.py): the student-version transform, the
-`kdlab student-notebook` command, and both notebooks executed top to bottom
-against the demo outputs (headless kernel, no network; marked e2e)."""
+"""The course notebooks (experiments/*.py): the student-version transform and its
+placeholder, and the notebooks run in a kernel against the demo outputs (headless,
+no network; marked e2e): the instructor versions top to bottom, the student
+handouts up to their first blank. Handouts, Colab and the CLI: test_handouts.py."""
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 
-from kdlab import cli, notebooks
+from kdlab import blanks, handouts, notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "experiments").glob("week6_*.py"))
@@ -64,16 +68,75 @@ def compiles(source: str) -> None:
 # --------------------------------------------------------------------------- #
 # The transform on a small synthetic notebook
 # --------------------------------------------------------------------------- #
-def test_solution_code_becomes_placeholders_with_its_task_comment():
+def test_solution_code_becomes_blanks_with_its_task_comment():
     out = jupytext.reads(notebooks.student_text(SYNTHETIC), fmt="py:percent")
-    sol = out.cells[2].source
-    assert sol.splitlines()[0] == "# Compute `value`: the square root of 16 plus `base`."
-    assert "value = ___" in sol and "extra, other = ___" in sol
-    assert "sqrt" not in sol and "print" not in sol and "secret" not in sol
+    sol = out.cells[2].source.splitlines()
+    # the task, the import of blank, and a blank for the name the task asks for (`value`); the
+    # helpers `extra, other` are not named by the task: the student decides how to get there
+    assert sol == ["# Compute `value`: the square root of 16 plus `base`.", notebooks.BLANK_IMPORT,
+                   "value = blank('value (Compute `value`)')"]
     assert out.cells[2].metadata["tags"] == [notebooks.EXERCISE]
-    # no leading comment: a generic instruction, and a bare placeholder when nothing is assigned at top level
+    # no leading comment: a generic instruction, and a bare blank when nothing is assigned at top level
     loop = out.cells[5].source
-    assert loop.splitlines() == [notebooks.DEFAULT_TASK, "___"]
+    assert loop.splitlines() == [notebooks.DEFAULT_TASK, notebooks.BLANK_IMPORT, "blank('the code of this cell')"]
+    assert notebooks.blank_hints(loop) == ["the code of this cell"]
+
+
+def test_every_assignment_gets_a_blank_when_the_task_names_none():
+    text = '# %% tags=["solution"]\n# Exercise 7. Split the data.\na, b = 1, 2\nc: int = a + b\nc: int = 4\n'
+    cell = jupytext.reads(notebooks.student_text(text), fmt="py:percent").cells[0].source
+    assert cell.splitlines()[2:] == ["a, b = blank('a, b (Exercise 7)')", "c: int = blank('c (Exercise 7)')"]
+    assert notebooks.blank_hints(cell) == ["a, b (Exercise 7)", "c (Exercise 7)"]
+
+
+@pytest.mark.parametrize("task, label", [
+    (["# Exercise 1. Recompute the teacher's tail macro F1 yourself with", "# kdlab.metrics."], "Exercise 1"),
+    (["# Exercise 3 (question 4). The pipeline stored a curve."], "Exercise 3 (question 4)"),
+    (["# Compute `value`: the square root."], "Compute `value`"),
+    (["# " + "a very long first sentence " * 5], None),
+    ([], ""),
+])
+def test_task_label_is_the_first_sentence(task, label):
+    got = notebooks.task_label(task)
+    if label is None:
+        assert len(got) <= notebooks.HINT_WIDTH and got.startswith("a very long") and got.endswith("...")
+    else:
+        assert got == label
+
+
+def test_blank_raises_fill_in_this_blank():
+    with pytest.raises(blanks.UnfilledBlank) as err:
+        blanks.blank("tail_f1 (Exercise 1)")
+    assert str(err.value) == "fill in this blank: tail_f1 (Exercise 1)"
+    assert isinstance(err.value, NotImplementedError)
+
+
+def test_unfilled_blank_stops_plain_python(tmp_path):
+    """The student .py as a script: the first blank stops it with the message (no Jupyter needed)."""
+    script = tmp_path / "lab_student.py"
+    script.write_text(notebooks.student_text(SYNTHETIC))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == \
+        "kdlab.blanks.UnfilledBlank: fill in this blank: value (Compute `value`)"
+    assert "NameError" not in run.stderr
+
+
+def test_unfilled_blank_is_not_ipython_output_history():
+    """In IPython ``___`` is the third-last output; a blank must fail even after outputs exist."""
+    shell_mod = pytest.importorskip("IPython.core.interactiveshell")
+    shell = shell_mod.InteractiveShell.instance()
+    try:
+        for value in ("'first output'", "2", "3"):
+            shell.run_cell(value, store_history=True)
+        assert shell.user_ns["___"] == "first output"  # what the old placeholder silently took
+        cell = jupytext.reads(notebooks.student_text(SYNTHETIC), fmt="py:percent").cells[2].source
+        result = shell.run_cell(cell, store_history=True)
+        assert isinstance(result.error_in_exec, blanks.UnfilledBlank)
+        assert str(result.error_in_exec) == "fill in this blank: value (Compute `value`)"
+        assert "value" not in shell.user_ns
+    finally:
+        shell_mod.InteractiveShell.clear_instance()
 
 
 def test_reveals_are_folded_in_details():
@@ -105,7 +168,7 @@ def test_student_text_parses_compiles_and_leaks_nothing():
     out = jupytext.reads(text, fmt="py:percent")
     for cell in out.cells:
         if cell.cell_type == "code":
-            compiles(cell.source)  # ___ is a valid identifier
+            compiles(cell.source)
     ast.parse(text)  # the whole .py file too
     secrets = notebooks.solution_lines(src)
     assert {"value = math.sqrt(16) + base", 'print("secret print", value)', "total_secret = i * base",
@@ -135,6 +198,16 @@ def test_check_student_catches_a_leak_and_an_unfolded_reveal():
     assert any("not folded" in p for p in problems)
 
 
+def test_check_student_catches_an_exercise_that_would_not_stop_and_a_dropped_name():
+    src = jupytext.reads(SYNTHETIC, fmt="py:percent")
+    bad = notebooks.make_student(src)
+    bad.cells[2].source = "# Compute `value`: the square root of 16 plus `base`.\npass"
+    problems = notebooks.check_student(src, bad)
+    assert "cell 2 (exercise) has no blank(...): the student version would not stop there" in problems
+    assert "cell 7 reads 'value', which no blank in the student version assigns" in problems
+    assert notebooks.check_student(src, notebooks.make_student(src)) == []
+
+
 def test_code_reveal_is_refused():
     text = '# %% tags=["reveal"]\nx = 1\n'
     with pytest.raises(notebooks.NotebookTransformError, match="markdown"):
@@ -144,7 +217,7 @@ def test_code_reveal_is_refused():
 def test_magics_survive_the_transform():
     text = '# %% tags=["solution"]\n# time it\n# %time y = sum(range(10))\nz = 3\n'
     out = jupytext.reads(notebooks.student_text(text), fmt="py:percent")
-    assert out.cells[0].source.splitlines()[-1] == "z = ___"
+    assert out.cells[0].source.splitlines()[-1] == "z = blank('z (time it)')"
 
 
 # --------------------------------------------------------------------------- #
@@ -202,52 +275,66 @@ def test_notebooks_compute_no_metric_of_their_own(name):
     assert any("kdlab" in ln for ln in code) and any("results" in ln for ln in code)
 
 
-def test_cli_writes_student_versions(tmp_path, capsys):
-    src = tmp_path / "lab.py"
-    src.write_text(SYNTHETIC)
-    assert cli.main(["student-notebook", str(src), "-o", str(tmp_path / "out" / "lab_student.py")]) == 0
-    written = (tmp_path / "out" / "lab_student.py").read_text()
-    assert written == notebooks.student_text(SYNTHETIC)
-    assert "(3 solution cells blanked, 2 reveals folded)" in capsys.readouterr().out
-    assert cli.main(["student-notebook", str(src), "-o", str(tmp_path / "lab_student.ipynb")]) == 0
-    nb = jupytext.read(tmp_path / "lab_student.ipynb")
-    assert cell_sources(nb) == cell_sources(jupytext.reads(written, fmt="py:percent"))
-    assert cli.main(["student-notebook", str(src)]) == 0  # default: lab_student.py beside it
-    assert (tmp_path / "lab_student.py").read_text() == written
-    assert not list(tmp_path.rglob("*.tmp"))
-
-
-def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert cli.main(["student-notebook", str(tmp_path / "missing.py")]) == 1
-    assert "kdlab: error:" in capsys.readouterr().err
-    src = tmp_path / "lab.py"
-    src.write_text(SYNTHETIC)
-    assert cli.main(["student-notebook", str(src), "-o", str(src)]) == 1
-    assert cli.main(["student-notebook", str(src), "-o", str(tmp_path / "x.txt")]) == 1
-    with pytest.raises(SystemExit):
-        cli.main([])
-
-
 # --------------------------------------------------------------------------- #
 # Execution against the demo outputs (headless kernel, no network)
 # --------------------------------------------------------------------------- #
-@pytest.mark.e2e
-@pytest.mark.parametrize("name", NAMES)
-def test_notebook_executes_top_to_bottom(name, demo_repo, monkeypatch):
+def kernel_client(nb, demo_repo, monkeypatch):
+    """An nbclient client that runs ``nb`` in a python3 kernel on the demo outputs, offline."""
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     monkeypatch.setenv("KDLAB_ROOT", str(demo_repo))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing may reach the network
+    return nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                   resources={"metadata": {"path": str(demo_repo)}})
+
+
+def stream_text(cells) -> str:
+    return "\n".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.get("outputs", [])
+                     if o.get("output_type") == "stream")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_executes_top_to_bottom(name, demo_repo, monkeypatch):
     nb = jupytext.read(REPO / "experiments" / name)
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str(demo_repo)}})
+    client = kernel_client(nb, demo_repo, monkeypatch)
     started = time.perf_counter()
     client.execute()  # raises CellExecutionError on the first failing cell
     elapsed = time.perf_counter() - started
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
-    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
-                     if o.get("output_type") == "stream")
+    text = stream_text(nb.cells)
     assert "profile: demo" in text and "synthetic" in text.lower() and "per tier: head" in text
     assert elapsed < 60, f"{name} took {elapsed:.0f} s on the demo outputs"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", NAMES)
+def test_student_handout_stops_at_its_first_blank(name, demo_repo, monkeypatch):
+    """The committed handout (kept equal to its source by test_handouts.py), run as a student who
+    fills nothing in: every cell before the first exercise runs cleanly, the first exercise stops
+    the run with "fill in this blank: <its first hint>", and no later cell runs."""
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(REPO / handouts.HANDOUT_DIR / name.replace(".py", ".ipynb"), as_version=4)
+    first = next(i for i, c in enumerate(nb.cells)
+                 if c.cell_type == "code" and notebooks.EXERCISE in notebooks.tags(c))
+    hints = notebooks.blank_hints(nb.cells[first].source)
+    assert hints, f"the first exercise (cell {first}) has no blank(...)"
+    hint = hints[0]
+    source = jupytext.read(REPO / "experiments" / name)
+    deliverables = [c for c in source.cells if notebooks.SOLUTION in notebooks.tags(c) and c.cell_type == "code"]
+    assert hint.split(" (")[0] in deliverables[0].source  # the hint names what the first solution assigns
+    with pytest.raises(CellExecutionError) as err:
+        kernel_client(nb, demo_repo, monkeypatch).execute()
+    assert err.value.ename == "UnfilledBlank"
+    assert err.value.evalue == f"fill in this blank: {hint}"
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    failed = [i for i in code for o in nb.cells[i].get("outputs", []) if o.get("output_type") == "error"]
+    assert failed == [first]
+    assert all(nb.cells[i].get("execution_count") is not None for i in code if i <= first)
+    assert all(nb.cells[i].get("execution_count") is None and not nb.cells[i].get("outputs")
+               for i in code if i > first)
+    text = stream_text(nb.cells)
+    assert "Not in Colab" in text and "profile: demo" in text  # the Colab cell and the Setup cell ran

@@ -1,4 +1,4 @@
-"""Published files at their real layout and sizes (STUDY.md §2-§3): accepted when right, refused clearly when not.
+"""Published files at their real layout and sizes (docs/study.md §2-§3): accepted when right, refused clearly when not.
 
 Every fixture is generated here: val predictions 6,430 x 113 float16 with preds, labels
 and val_tiers (as names and as codes); teacher logits 79,278 x 113 (train + test rows).

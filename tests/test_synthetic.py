@@ -22,7 +22,7 @@ def corpus():
 
 
 def canonical(df: pd.DataFrame, corpus) -> tuple[list[str], np.ndarray, int]:
-    """STUDY.md §1: merge raw labels, keep canonical ones -> (texts, label ids, n merged)."""
+    """docs/study.md §1: merge raw labels, keep canonical ones -> (texts, label ids, n merged)."""
     merge = {k: v for k, v in corpus.merge_map.items() if not k.startswith("_")}
     ids = {lab: i for i, lab in enumerate(corpus.label_list)}
     merged = df["Issue"].map(lambda s: merge.get(s, s))

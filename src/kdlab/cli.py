@@ -1,6 +1,7 @@
 """The ``kdlab`` command (console script declared in pyproject.toml).
 
-    kdlab student-notebook SRC [-o DEST]   the student version of a course notebook
+    kdlab student-notebook SRC [-o DEST]   the student version of a notebook (default handout/<name>.ipynb)
+    kdlab handouts [--check]               every course notebook's handout, written or checked
     kdlab pin [--dry-run]                  pin the Hub artifacts of conf/ (commits, sha256)
     kdlab plan [-S profile=train]          what `dvc repro` would train, and how long each arm takes here
     kdlab results [TABLE] [--root DIR]     print a table of the report (default: the headline one)
@@ -27,7 +28,7 @@ class CliError(KdlabError):
 
 
 # --------------------------------------------------------------------------- #
-# student-notebook
+# student-notebook, handouts
 # --------------------------------------------------------------------------- #
 def _format_of(path: Path) -> str:
     if path.suffix == ".py":
@@ -37,28 +38,43 @@ def _format_of(path: Path) -> str:
     raise CliError(f"{path}: expected a .py (jupytext percent format) or .ipynb notebook")
 
 
-def default_student_path(src: Path) -> Path:
-    """experiments/week6_lab.py -> experiments/week6_lab_student.py"""
-    return src.with_name(f"{src.stem}_student{src.suffix}")
+def _build_handout(src: Path):
+    """(the notebook read from ``src``, its handout); refuses one that is not safe to hand out."""
+    import jupytext
+
+    from kdlab import handouts, notebooks
+
+    if not src.is_file():
+        raise CliError(f"{src}: not found")
+    source = jupytext.reads(src.read_text(), fmt=_format_of(src))
+    try:
+        built = handouts.handout(source)
+    except notebooks.NotebookTransformError as exc:
+        raise CliError(f"{src}: {exc}") from None
+    problems = handouts.check_handout(source, built)
+    if problems:
+        raise CliError(f"{src}: the student version is not safe to hand out:\n  " + "\n  ".join(problems))
+    return source, built
+
+
+def _handout_text(nb, dest: Path) -> str:
+    import jupytext
+
+    from kdlab import handouts
+
+    return handouts.handout_text(nb) if dest.suffix == ".ipynb" else jupytext.writes(nb, fmt=_format_of(dest))
 
 
 def student_notebook_command(args: argparse.Namespace) -> int:
-    import jupytext
-
-    from kdlab import io, notebooks
+    from kdlab import handouts, io, notebooks
 
     src = Path(args.src)
-    dest = Path(args.output) if args.output else default_student_path(src)
-    if not src.is_file():
-        raise CliError(f"{src}: not found")
+    dest = Path(args.output) if args.output else handouts.handout_path(src)
+    _format_of(dest)
     if dest.resolve() == src.resolve():
         raise CliError(f"{dest}: the student version would overwrite its source; choose another -o")
-    source = jupytext.reads(src.read_text(), fmt=_format_of(src))
-    student = notebooks.student_notebook(source)
-    problems = notebooks.check_student(source, student)
-    if problems:
-        raise CliError(f"{src}: the student version is not safe to hand out:\n  " + "\n  ".join(problems))
-    io.write_text(dest, jupytext.writes(student, fmt=_format_of(dest)))
+    source, built = _build_handout(src)
+    io.write_text(dest, _handout_text(built, dest))
     n_ex = sum(notebooks.SOLUTION in notebooks.tags(c) for c in source.cells)
     n_rev = sum(notebooks.REVEAL in notebooks.tags(c) for c in source.cells)
     print(f"kdlab: wrote {dest} ({n_ex} solution cells blanked, {n_rev} reveals folded)")
@@ -70,11 +86,56 @@ def add_student_notebook(sub) -> None:
         "student-notebook",
         help="write the student version of a notebook (solutions blanked, reveals folded)",
         description="Blank the code of cells tagged 'solution' (keeping their task comments and "
-                    "'name = ___' placeholders) and fold markdown cells tagged 'reveal' into "
-                    "<details>. SRC and DEST may be .py (jupytext percent) or .ipynb.")
+                    "'name = blank(\"hint\")' placeholders, which stop the run with 'fill in this blank: "
+                    "hint'), fold markdown cells tagged 'reveal' into <details>, and add the Colab setup "
+                    "cell. SRC and DEST may be .py (jupytext percent) or .ipynb.")
     p.add_argument("src", metavar="SRC", help="instructor notebook, e.g. experiments/week6_lab.py")
-    p.add_argument("-o", "--output", metavar="DEST", help="where to write (default: SRC with _student)")
+    p.add_argument("-o", "--output", metavar="DEST",
+                   help="where to write (default: handout/<name>.ipynb in SRC's repository)")
     p.set_defaults(func=student_notebook_command)
+
+
+def handouts_command(args: argparse.Namespace) -> int:
+    from kdlab import handouts, io
+
+    root = handouts.repo_root(Path.cwd())
+    if root is None:
+        raise CliError(f"{Path.cwd()}: no dvc.yaml here or above; run from the kdlab repository")
+    sources = handouts.course_notebooks(root)
+    if not sources:
+        raise CliError(f"{root / handouts.COURSE_DIR}: no course notebooks (*.py) found")
+    stale = []
+    for src in sources:
+        dest = handouts.handout_path(src)
+        text = _handout_text(_build_handout(src)[1], dest)
+        if dest.is_file() and dest.read_text() == text:
+            print(f"kdlab: {dest.relative_to(root)} is up to date")
+        elif args.check:
+            stale.append(str(dest.relative_to(root)))
+        else:
+            io.write_text(dest, text)
+            print(f"kdlab: wrote {dest.relative_to(root)}")
+    if stale:
+        raise CliError(f"out of date with {handouts.COURSE_DIR}/: {', '.join(stale)}; run `kdlab handouts`")
+    if handouts.REPOSITORY:
+        for src in sources:
+            url = handouts.colab_url(handouts.REPOSITORY, f"{handouts.HANDOUT_DIR}/{src.stem}.ipynb")
+            print(f"Open in Colab: {url or 'Colab opens notebooks from GitHub only: ' + handouts.REPOSITORY}")
+    else:
+        print("kdlab: kdlab.handouts.REPOSITORY is not set: in Colab the setup cell will ask for the repository URL")
+    return 0
+
+
+def add_handouts(sub) -> None:
+    p = sub.add_parser(
+        "handouts",
+        help="write handout/<name>.ipynb for every course notebook experiments/<name>.py",
+        description="The student version of every course notebook, as the committed, Colab-ready "
+                    "handout/<name>.ipynb. Run from the repository.")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a handout is out of date")
+    p.set_defaults(func=handouts_command)
+
+
 
 
 # --------------------------------------------------------------------------- #
@@ -108,7 +169,8 @@ def add_results(sub) -> None:
     p.set_defaults(func=results_command)
 
 
-COMMANDS: tuple[Callable[[object], None], ...] = (add_student_notebook, add_results, add_pin, add_plan)
+COMMANDS: tuple[Callable[[object], None], ...] = (add_student_notebook, add_handouts, add_results, add_pin,
+                                                  add_plan)
 
 
 # --------------------------------------------------------------------------- #

@@ -321,7 +321,7 @@ class Config:
     published: Optional[PublishedPredictions] = None
     source_file: str = "params.yaml"
     baseline_arm: str = "vanilla"
-    headline_arm: str = "kd"  # the study's distilled student, compared with the baseline (STUDY.md §3)
+    headline_arm: str = "kd"  # the study's distilled student, compared with the baseline (docs/study.md §3)
     raw_teacher_arm: str = "kd_raw_teacher"  # distilled from the raw teacher logits (Han Guo test); may be absent
     arm_source: Literal["train", "published"] = "train"
 

@@ -1,4 +1,4 @@
-"""Canonical data processing (STUDY.md §1), shared by every data source.
+"""Canonical data processing (docs/study.md §1), shared by every data source.
 
 The raw inputs, whatever their source (Hub parquet, a user's local files, the
 bundled synthetic corpus), are two frames in the Hub layout (a label column and
@@ -29,7 +29,7 @@ class DataError(KdlabError):
 
 @dataclass(frozen=True)
 class CourseFiles:
-    """The canonical label and split files (STUDY.md §1), already parsed."""
+    """The canonical label and split files (docs/study.md §1), already parsed."""
 
     label_list: list[str]
     merge_map: dict[str, str]

@@ -1,4 +1,4 @@
-"""Every metric of the study, defined once (STUDY.md §5).
+"""Every metric of the study, defined once (docs/study.md §5).
 
 Conventions: ``probs`` is float (N, C) with rows summing to 1, ``labels`` and
 ``preds`` are int (N,) class ids in 0..C-1, ``tiers`` is int (N,) with codes
@@ -356,7 +356,7 @@ def summarize(probs: np.ndarray, labels: np.ndarray, preds: np.ndarray, tiers: n
     only on fp16 ties). Overall macro F1 uses scikit-learn's default class set
     (classes present in labels or preds), as the course does, which reproduces
     the published 0.2638; a tier's macro F1 uses the tier's rows and
-    ``class_ids`` = the tier's classes (STUDY.md §5). An empty tier gives NaNs.
+    ``class_ids`` = the tier's classes (docs/study.md §5). An empty tier gives NaNs.
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels, preds, tiers = np.asarray(labels), np.asarray(preds), np.asarray(tiers)

@@ -4,13 +4,17 @@ The instructor notebook is the single source. Two cell tags drive the transform:
 
 ``solution`` (code cell)
     The code is removed. The cell keeps its leading comment block (the task,
-    written for the student) and, for every top-level assignment, the assigned
-    names with a ``___`` placeholder on the right (``tier_f1 = ___``), so later
-    cells still refer to names the student has to define. Everything else
-    (calls, loops, imports, inner comments) is dropped. ``___`` is a valid
-    Python identifier: the student version parses and compiles; running it
-    stops with ``NameError: name '___' is not defined`` until the blanks are
-    filled. The tag becomes ``exercise``.
+    written for the student), imports :func:`kdlab.blanks.blank` and puts the
+    names it must define in front of a blank
+    (``tail_f1 = blank("tail_f1 (Exercise 1)")``), so later cells still refer to
+    them: the top-level assignments of names the task sets in backticks
+    (``Store it in `tail_f1`.``), or every top-level assignment when the task
+    names none; a cell without top-level assignments gets one bare
+    ``blank(...)``. Everything else (helper assignments, calls, loops, imports,
+    inner comments) is dropped. The student version compiles, and running it stops at
+    the first unfilled blank with ``UnfilledBlank: fill in this blank: <hint>``
+    in any kernel; the hint is the assigned name and the first sentence of the
+    task (``Exercise 1``). The tag becomes ``exercise``.
 ``solution`` (markdown cell)
     A model answer: replaced by an answer prompt; a leading heading line is kept.
 ``reveal`` (markdown cell)
@@ -28,23 +32,29 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import textwrap
 from typing import Union
 
 import nbformat
 
+from kdlab.errors import KdlabError
+
 SOLUTION = "solution"
 EXERCISE = "exercise"  # the tag a solution cell carries in the student version
 REVEAL = "reveal"
-PLACEHOLDER = "___"
-DEFAULT_TASK = "# Your code here: replace every ___ with your own code."
+BLANK = "blank"  # kdlab.blanks.blank: the placeholder call
+BLANK_IMPORT = "from kdlab.blanks import blank  # blank(...) stops the run: replace it with your code"
+DEFAULT_TASK = "# Your code here: replace the blank(...) below with your own code."
+WHOLE_CELL = "the code of this cell"  # what a bare blank stands for
+HINT_WIDTH = 60  # characters of the task's first sentence kept in a hint
 DEFAULT_SUMMARY = "Reveal (open it after you have written down your prediction)"
-ANSWER_PROMPT = "_Your answer:_ ___"
+ANSWER_PROMPT = "_Your answer:_ (replace this line with yours)"
 FORMAT = "py:percent"
 
 Notebook = nbformat.NotebookNode
 
 
-class NotebookTransformError(ValueError):
+class NotebookTransformError(KdlabError):
     """A cell cannot be turned into its student form (e.g. a code cell tagged reveal)."""
 
 
@@ -77,8 +87,29 @@ def comment_magics(source: str) -> str:
     return "\n".join(f"# {ln}" if ln.lstrip().startswith(("%", "!")) else ln for ln in source.splitlines())
 
 
-def _placeholders(source: str) -> list[str]:
-    """``targets = ___`` for every top-level assignment of ``source``, in order, each once."""
+def task_label(task: list[str]) -> str:
+    """The first sentence of a task comment, for hints: ``# Exercise 1. Recompute ...`` ->
+    ``Exercise 1``; '' when there is no task. At most ``HINT_WIDTH`` characters."""
+    text = " ".join(ln.strip().lstrip("#").strip() for ln in task).strip()
+    first = re.split(r"(?<=[.:;!?])\s", text, maxsplit=1)[0].rstrip(".:;!? ")
+    return textwrap.shorten(first, HINT_WIDTH, placeholder=" ...") if first else ""
+
+
+def blank_call(hint: str) -> str:
+    """The placeholder expression: ``blank('tail_f1 (Exercise 1)')``."""
+    return f"{BLANK}({hint!r})"
+
+
+def _named(task: list[str]) -> set[str]:
+    """The names a task comment sets in backticks (``Store it in `tail_f1`.``)."""
+    return set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", "\n".join(task)))
+
+
+def _placeholders(source: str, task: list[str]) -> list[str]:
+    """``targets = blank("<targets> (<label>)")`` for the top-level assignments of ``source``,
+    in order, each once: those that assign a name the task names in backticks (the cell's
+    deliverables; helpers such as ``tail_rows`` are the student's business), or every one
+    when the task names none of them."""
     code = comment_magics(source)
     try:
         tree = ast.parse(code)
@@ -88,24 +119,67 @@ def _placeholders(source: str) -> list[str]:
     def text(node: ast.AST) -> str:  # as written (``a, b`` stays unparenthesised), on one line
         return " ".join((ast.get_source_segment(code, node) or ast.unparse(node)).split())
 
-    out: list[str] = []
+    label = task_label(task)
+
+    def hint(targets: str) -> str:
+        return f"{targets} ({label})" if label else targets
+
+    lines: list[tuple[str, set[str]]] = []  # (placeholder line, the names it assigns)
     for node in tree.body:
         if isinstance(node, ast.Assign):
-            line = " = ".join(text(t) for t in node.targets) + f" = {PLACEHOLDER}"
+            targets = " = ".join(text(t) for t in node.targets)
+            line = f"{targets} = {blank_call(hint(targets))}"
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            line = f"{text(node.target)}: {text(node.annotation)} = {PLACEHOLDER}"
+            targets = text(node.target)
+            line = f"{targets}: {text(node.annotation)} = {blank_call(hint(targets))}"
         else:
             continue
-        if line not in out:
-            out.append(line)
+        lines.append((line, stored_names(node)))
+    named = _named(task)
+    kept = [line for line, names in lines if names & named] or [line for line, _ in lines]
+    return list(dict.fromkeys(kept))
+
+
+def stored_names(node: ast.AST) -> set[str]:
+    """The names a statement (or a parsed cell) binds anywhere inside it: assignments,
+    imports, function and class definitions."""
+    out: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            out.add(n.id)
+        elif isinstance(n, ast.alias):
+            out.add(n.asname or n.name.split(".")[0])
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(n.name)
     return out
+
+
+def _parsed(cell) -> ast.Module:
+    try:
+        return ast.parse(comment_magics(cell.source))
+    except SyntaxError:
+        return ast.Module(body=[], type_ignores=[])
 
 
 def student_code(source: str) -> str:
     """The student form of a solution code cell (see the module docstring)."""
-    task = _leading_comments(source.splitlines()) or [DEFAULT_TASK]
-    body = _placeholders(source) or [PLACEHOLDER]
-    return "\n".join(task + body)
+    task = _leading_comments(source.splitlines())
+    label = task_label(task)
+    whole = f"{label}: {WHOLE_CELL}" if label else WHOLE_CELL
+    body = _placeholders(source, task) or [blank_call(whole)]
+    return "\n".join((task or [DEFAULT_TASK]) + [BLANK_IMPORT] + body)
+
+
+def blank_hints(source: str) -> list[str]:
+    """The hints of the ``blank("...")`` calls in a code cell, in order ([] when it has none
+    or does not parse)."""
+    try:
+        tree = ast.parse(comment_magics(source))
+    except SyntaxError:
+        return []
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+             and n.func.id == BLANK and len(n.args) == 1 and isinstance(n.args[0], ast.Constant)]
+    return [c.args[0].value for c in sorted(calls, key=lambda c: (c.lineno, c.col_offset))]
 
 
 def student_answer(source: str) -> str:
@@ -217,13 +291,37 @@ def code_problems(nb: Notebook) -> list[str]:
     return problems
 
 
+def dropped_names(source: Notebook, student: Notebook) -> list[str]:
+    """Names a non-solution code cell reads that only solution cells bind in ``source`` and
+    no exercise cell binds in ``student`` (cells aligned): a later cell would fail on them
+    with a NameError even after the student filled every blank. One message each."""
+    code = [i for i, c in enumerate(source.cells) if c.cell_type == "code"]
+    secret = set().union(*(stored_names(_parsed(source.cells[i])) for i in code if SOLUTION in tags(source.cells[i])))
+    public = set().union(*(stored_names(_parsed(source.cells[i])) for i in code if SOLUTION not in tags(source.cells[i])))
+    blanks = set().union(*(stored_names(_parsed(student.cells[i])) for i in code
+                           if i < len(student.cells) and SOLUTION in tags(source.cells[i])))
+    problems = []
+    for i in code:
+        if SOLUTION in tags(source.cells[i]):
+            continue
+        read = {n.id for n in ast.walk(_parsed(source.cells[i])) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        problems += [f"cell {i} reads {name!r}, which no blank in the student version assigns"
+                     for name in sorted((read & secret) - public - blanks)]
+    return problems
+
+
 def check_student(source: Notebook, student: Notebook) -> list[str]:
     """Everything wrong with ``student`` as the student version of ``source``: leaked solution
-    lines, cells that do not compile, remaining solution tags, unfolded reveals. [] when fine."""
+    lines, cells that do not compile, exercises without a blank, names later cells read that
+    no blank assigns, remaining solution tags, unfolded reveals. [] when fine."""
     problems = [f"solution line survives: {ln!r}" for ln in leaked_lines(source, student)]
     problems += code_problems(student)
+    problems += dropped_names(source, student)
     if len(source.cells) != len(student.cells):
         problems.append(f"{len(source.cells)} cells became {len(student.cells)}")
+    for i, (was, cell) in enumerate(zip(source.cells, student.cells)):
+        if SOLUTION in tags(was) and was.cell_type == "code" and not blank_hints(cell.source):
+            problems.append(f"cell {i} (exercise) has no {BLANK}(...): the student version would not stop there")
     for i, cell in enumerate(student.cells):
         if SOLUTION in tags(cell):
             problems.append(f"cell {i} is still tagged {SOLUTION!r}")

@@ -1,6 +1,6 @@
 """Audit mode: turn a published ``val_predictions.npz`` into kdlab's arm format.
 
-The course's files (STUDY.md §3) hold ``logits`` (N_val, C), ``preds``,
+The course's files (docs/study.md §3) hold ``logits`` (N_val, C), ``preds``,
 ``labels`` and ``val_tiers``. Each is checked against the prepared val split
 row by row before anything is written, so every later stage runs unchanged on
 published and on trained arms.

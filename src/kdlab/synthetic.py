@@ -1,7 +1,7 @@
 """Bundled synthetic CFPB-like corpus for the demo profile (fully offline).
 
 The corpus comes out in the *raw* layout of the real sources, so the demo runs
-through the same canonical processing as the Hub data (STUDY.md §1):
+through the same canonical processing as the Hub data (docs/study.md §1):
 
 * ``hub_train`` / ``hub_test`` look like the Hub ``train`` / ``test`` splits:
   one row per complaint, columns ``Issue`` (raw label), ``Consumer Complaint``
@@ -240,7 +240,7 @@ def generate_corpus(n_train: int, n_val: int, n_test: int, seed: int = 42,
                     imbalance: float = 1.1) -> SyntheticCorpus:
     """Generate the synthetic corpus (deterministic in all arguments).
 
-    After merging and filtering (STUDY.md §1 steps 1-3), canonical train / val /
+    After merging and filtering (docs/study.md §1 steps 1-3), canonical train / val /
     test have ``max(n_train, 226)`` / ``max(n_val, 113)`` / ``max(n_test, 113)``
     rows; ``hub_train`` holds about 1.015 * (n_train + n_val) raw rows and
     ``hub_test`` about 1.015 * n_test.

@@ -1,6 +1,6 @@
 """Teacher logits: validate the published files, or describe a teacher kdlab trained.
 
-File format (the published one, STUDY.md §2), written under data/teacher/:
+File format (the published one, docs/study.md §2), written under data/teacher/:
 
     train_test_logits_{raw,final}.npz   logits float16 (N_train + N_test, C), labels int64
     val_logits_final.npz                logits float16 (N_val, C), labels int64, tiers int8

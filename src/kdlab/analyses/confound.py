@@ -8,7 +8,7 @@ headline arm (``headline_arm``, kd) minus the baseline; and their ratio data lif
 resample (stats.ratio_of_deltas), summarised by its median and percentiles.
 A ratio whose denominator (KD-lift) interval includes 0 is flagged unstable:
 its resamples divide by values near 0 and its interval is meaningless.
-Published reference (STUDY.md §6): +0.055 from data vs about +0.015 from KD (ratio about 3.6).
+Published reference (docs/study.md §6): +0.055 from data vs about +0.015 from KD (ratio about 3.6).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def render(result: dict, out) -> None:
     notes = [ROLES.format(b=roles["baseline"], t=roles["train_only"], k=roles["kd"]),
              "Paired: every quantity uses the same resamples of a scope's rows; the ratio is computed per "
              "resample (median and percentiles in the JSON; cell: full-sample ratio [2.5th, 97.5th]).",
-             "Published reference (STUDY.md section 6, the course's numbers): train-only vanilla 0.209 vs "
+             "Published reference (docs/study.md section 6, the course's numbers): train-only vanilla 0.209 vs "
              "train+test vanilla 0.264 macro F1, +0.055 from data vs about +0.015 from KD (ratio about 3.6)."]
     if shaky:
         notes.append(f"Ratio unstable for {', '.join(shaky)}: the KD-lift interval includes 0, so the ratio's "

@@ -1,4 +1,4 @@
-"""Threshold / coverage (selective prediction) for every system (STUDY.md §5 coverage table).
+"""Threshold / coverage (selective prediction) for every system (docs/study.md §5 coverage table).
 
 Views: full val (every example): the teacher and every arm, raw logits; eval half: every arm
 raw and + T (T fitted on the calibration half), so raw and + T share their rows. Per system:
@@ -25,7 +25,7 @@ from kdlab.analyses.context import Study
 from kdlab.report import latex
 
 
-HEADLINE = 0.7  # STUDY.md §7 quotes accuracy at confidence >= 0.70
+HEADLINE = 0.7  # docs/study.md §7 quotes accuracy at confidence >= 0.70
 FINE = tuple(np.round(np.arange(1, 100) / 100.0, 2))  # 0.01 ... 0.99
 VIEWS = {"full": "full validation split", "eval": "evaluation half of val (T fitted on the calibration half)"}
 

@@ -1,4 +1,4 @@
-"""Temperature scaling vs distillation: two quantities, kept apart and named (STUDY.md §6).
+"""Temperature scaling vs distillation: two quantities, kept apart and named (docs/study.md §6).
 
 (a) The course's test, on the EVAL half (T fitted on the calibration half): vanilla raw,
     vanilla + T, kd, kd + T (ECE, NLL, macro F1), and the share of KD's gain reproduced by

@@ -6,7 +6,7 @@ temperature-scaled teacher, for reference) on the full validation split
 arm − baseline on the same bootstrap resamples of the scope's rows (paired,
 indices from ``study.bootstrap_indices``). Every interval carries the
 full-sample estimate, the resamples' median and 2.5/97.5 percentiles. Each delta
-also carries ``course``: the statistic the course publishes (STUDY.md section 5), the
+also carries ``course``: the statistic the course publishes (docs/study.md section 5), the
 median and 2.5/97.5 percentiles of the first 1,000 of the same paired resamples
 (the first 1,000 rows of a 10,000-resample draw are a 1,000-resample draw with the
 same seed), so the published-numbers check compares like with like.
@@ -22,7 +22,7 @@ from kdlab.analyses.common import (LABEL, add_numbers, ci_record, delta, exclude
 from kdlab.analyses.context import SCOPES, Study
 
 METRICS = ("macro_f1", "accuracy", "ece", "nll")
-COURSE_RESAMPLES = 1000  # the course's paired bootstrap (STUDY.md section 5): median of 1,000 resamples
+COURSE_RESAMPLES = 1000  # the course's paired bootstrap (docs/study.md section 5): median of 1,000 resamples
 F1_NOTE = ("A single system's macro F1 interval can sit below its full-sample value: a resample repeats some "
            "rows and misses others, and a tier class missed scores 0 (the JSON flags estimate_in_interval); "
            "paired deltas are far less affected.")

@@ -89,7 +89,7 @@ def evaluate_numbers(cfg: Config, inp: Inputs) -> dict[str, float | int | str]:
 def comparisons(cfg: Config, inp: Inputs) -> dict[str, str]:
     """KD arm vs baseline, signed (KD minus baseline): overall macro F1 lift, ECE ratio
     (baseline / KD), relative NLL change; on the eval half the ECE change from KD and from
-    temperature scaling, and the course's share (ECE_v - ECE_vT) / (ECE_v - ECE_kd) (STUDY.md §6;
+    temperature scaling, and the course's share (ECE_v - ECE_vT) / (ECE_v - ECE_kd) (docs/study.md §6;
     ``--`` unless KD lowers ECE)."""
     arms = inp.evaluate["arms"]
     k, b = latex.macro_name(cfg.headline_arm), latex.macro_name(cfg.baseline_arm)

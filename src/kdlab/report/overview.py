@@ -2,7 +2,7 @@
 
     reports/tables/tier_f1_ece.{tex,csv,md}            every system's macro F1 and ECE per tier (appendix)
     reports/tables/calibration_eval_half.{tex,csv,md}  baseline and KD arm, raw and + T, eval half (appendix)
-    reports/tables/published_check.{tex,csv,md}        STUDY.md §7's published numbers against this run
+    reports/tables/published_check.{tex,csv,md}        docs/study.md §7's published numbers against this run
     reports/figures/{long_tail,tier_f1_ece,reliability}.{pdf,png}
 
 The reliability diagrams are drawn once, from the bins results/calibration_suite.json records.
@@ -22,7 +22,7 @@ from kdlab.report.headline import TIER_KEYS, record, systems
 from kdlab.report.inputs import Inputs, Out
 
 LIKE_WITH_LIKE = ("Per-tier differences: the course's statistic, the median and 2.5/97.5 percentiles of the first "
-                  "1,000 paired resamples (STUDY.md section 5); every other row: the full-sample value, as published.")
+                  "1,000 paired resamples (docs/study.md section 5); every other row: the full-sample value, as published.")
 
 
 def tier_frame(inp: Inputs, names: list[str], view: str = "full_val",
@@ -117,7 +117,7 @@ def write_figures(cfg: Config, inp: Inputs, out: Out) -> None:
 
 
 def write_published_check(cfg: Config, inp: Inputs, layout: Layout, out: Out) -> dict[str, int]:
-    """reports/tables/published_check: every number of STUDY.md §7 against this run's outputs
+    """reports/tables/published_check: every number of docs/study.md §7 against this run's outputs
     (kdlab.report.reproduction); returns the counts for numbers.tex. When the run's data or teacher
     are not the study's, the caption says the comparison does not apply (the paper omits it from its body)."""
     from kdlab import io
@@ -138,6 +138,6 @@ def write_published_check(cfg: Config, inp: Inputs, layout: Layout, out: Out) ->
         notes = [f"NOT APPLICABLE: {why} The table shows the check itself; a mismatch here says nothing about "
                  "the study.", LIKE_WITH_LIKE]
     reproduction.write_table(out.tables / "published_check.tex", records, latex.caption(
-        "The published numbers (STUDY.md section 7) against this run", n=inp.evaluate["n_val"],
+        "The published numbers (docs/study.md section 7) against this run", n=inp.evaluate["n_val"],
         fold="the fold each number was published on", source=out.source, demo_note=out.profile_note, notes=notes))
     return counts

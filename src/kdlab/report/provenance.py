@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-STUDY_TEACHER = "Qwen3-32B + LoRA"  # the published teacher (STUDY.md section 2)
-STUDY_STUDENT = "ModernBERT-base"   # the published students (STUDY.md section 3)
+STUDY_TEACHER = "Qwen3-32B + LoRA"  # the published teacher (docs/study.md section 2)
+STUDY_STUDENT = "ModernBERT-base"   # the published students (docs/study.md section 3)
 DATA = {"hub": "CFPB complaints from the Hugging Face Hub (the study's data)",
         "local": "the user's own data (a local file)",
         "synthetic": "the bundled synthetic complaints (not real data)"}

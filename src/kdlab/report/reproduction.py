@@ -1,7 +1,7 @@
 """The published numbers against this run: reports/tables/published_check.tex.
 
 ``published_numbers.json`` (next to this module, a dependency of the report
-stage) lists each number of STUDY.md §7 with the pipeline output it is
+stage) lists each number of docs/study.md §7 with the pipeline output it is
 compared with: a file under the repository root and a path into its JSON.
 A path step is a key, a list position, or a ``{key: value}`` filter that picks
 the one record of a list whose fields equal those values (numbers compared

@@ -1,7 +1,7 @@
 """Stage `calibrate`: post-hoc temperature scaling of every arm and the raw teacher.
 
 T is fitted in log space with LBFGS on the calibration half of val (the
-homework's fold, STUDY.md §5) and reported with its convergence; every "X + T"
+homework's fold, docs/study.md §5) and reported with its convergence; every "X + T"
 in later tables uses these temperatures on the evaluation half.
 Output: results/calibration.json.
 """

@@ -1,4 +1,4 @@
-"""Stage `evaluate`: every metric of STUDY.md §5 for the teacher and every arm, per tier.
+"""Stage `evaluate`: every metric of docs/study.md §5 for the teacher and every arm, per tier.
 
 Three views per system: the full val split (raw), the evaluation half (raw),
 and the evaluation half after the temperature fitted on the calibration half
