@@ -46,9 +46,11 @@ def setup():
     return tokenizer, encode(texts, labels, tokenizer, 32)
 
 
-def train(setup, folder: Path | None, *, fingerprint=FINGERPRINT, die_at: int | None = None, signal_at: int | None = None,
-          length_grouped=False, model_state=ModelState(), progress_seconds=3600.0, log: Path | None = None):
-    """One run of train_classifier on a fresh model (seed 1); returns (summary, model, train_log.csv bytes)."""
+def train(setup, folder: Path | None, *, fingerprint=FINGERPRINT, die_at: int | None = None,
+          signal_at: int | None = None, length_grouped=False, model_state=ModelState(), progress_seconds=3600.0,
+          log: Path | None = None):
+    """One run of train_classifier on a fresh model (seed 1) that checkpoints in ``folder`` (None: not at
+    all); returns (summary, model, the bytes of its train_log.csv, written to ``log`` or beside ``folder``)."""
     from kdlab.models import build_classifier
     from kdlab.train import make_accelerator, train_classifier
 
@@ -71,10 +73,10 @@ def train(setup, folder: Path | None, *, fingerprint=FINGERPRINT, die_at: int | 
     ck = Checkpointing(folder, fingerprint, OPTIM.checkpoint_every, model_state) if folder else None
     accelerator = make_accelerator(OPTIM)
     model = build_classifier(backbone, 4, tokenizer, seed=1)
-    log = log or Path(str(folder or "reference") + "-train_log.csv")
+    log = log or folder.with_name(folder.name + "-train_log.csv")
     summary, model = train_classifier(accelerator, model, encoded, OPTIM, loss_fn, tokenizer.pad_token_id, seed=1,
-                                      length_grouped=length_grouped, checkpointing=ck, progress_seconds=progress_seconds,
-                                      log_path=log)
+                                      length_grouped=length_grouped, checkpointing=ck,
+                                      progress_seconds=progress_seconds, log_path=log)
     return summary, model, log.read_bytes()
 
 

@@ -229,7 +229,8 @@ def differences(saved: dict, current: dict) -> list[str]:
     found = []
     for part in ("params", "deps"):
         old, new = (_flat(part, fp.get(part, {})) for fp in (saved, current))
-        found += [f"{part} {key.split('.', 1)[1]}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+        found += [f"{part} {key.split('.', 1)[1]}" for key in sorted(set(old) | set(new))
+                  if old.get(key) != new.get(key)]
     if saved.get("cmd") != current.get("cmd"):
         found.append("cmd")
     return found

@@ -115,7 +115,8 @@ def estimate(training: Training, device: str, speeds: dict, bench: dict | None, 
     same = [(stage, rate) for stage, (rate, key) in speeds.items() if key == training.key]
     if same:
         stage, rate = next(((s, r) for s, r in same if s == training.stage), same[0])
-        return Estimate(training.rows * training.epochs / rate, f"measured: {rate:,.1f} examples/s in logs/{stage}.json")
+        return Estimate(training.rows * training.epochs / rate,
+                        f"measured: {rate:,.1f} examples/s in logs/{stage}.json")
     if bench is not None:
         rate = bench["examples_per_s"]
         return Estimate(training.rows * training.epochs / rate,
@@ -171,9 +172,9 @@ def plan_lines(root: Path, bench: dict | None = None) -> list[str]:
         lines.append(f"  {t.stage:<{width}}  {t.rows:>7,} rows  {t.steps:>6,} steps  {shown:>8}  {e.source}")
     if trainings:
         known = len(trainings) - unknown
-        lines.append("  training in all: " + (f"~{duration(total)}" + (f" for {known}, {unknown} unknown" if unknown else "")
-                                              if known else "unknown")
-                     + "; a stopped run resumes from checkpoints/<stage>/ on the next `dvc repro`")
+        summed = f"~{duration(total)}" + (f" for {known}, {unknown} unknown" if unknown else "") if known else "unknown"
+        lines.append(f"  training in all: {summed}; a stopped run resumes from checkpoints/<stage>/ on the next "
+                     "`dvc repro`")
     others = [s for s in order if s not in {t.stage for t in trainings}]
     if others:
         lines.append(f"  and {len(others)} stage(s) that train nothing: {', '.join(others[:6])}"
@@ -197,8 +198,9 @@ def plan_command(args: argparse.Namespace) -> int:
 
         here = device_name()
         if data.get("tiny") or not (data.get("device_name") == here or here == "cpu" == data.get("device")):
-            raise KdlabError(f"{args.bench}: a benchmark of {'a tiny model' if data.get('tiny') else data.get('device_name')}"
-                             f"; expected ModernBERT-base's shapes on {here} (run it here without --tiny)")
+            what = "a tiny model" if data.get("tiny") else data.get("device_name")
+            raise KdlabError(f"{args.bench}: a benchmark of {what}; expected ModernBERT-base's shapes on {here} "
+                             "(run benchmarks/train_throughput.py here, without --tiny)")
         bench = next(r for r in data["records"] if r["arm"].startswith("kdlab"))
     print("\n".join(plan_lines(Path(args.root), bench)))
     return 0

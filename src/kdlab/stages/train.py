@@ -103,7 +103,8 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
                 io.read_json(layout.teacher_card), training)
     record = {"arm": arm.name, "available": True, "source": "trained", "config": arm_record(arm),
               "training": training, "backbone": backbone_record(cfg.student, model)}
-    return record, {**summary.run_facts, "speed_key": speed_key(cfg.student, cfg.optim, max_len, accelerator.num_processes)}
+    speed = speed_key(cfg.student, cfg.optim, max_len, accelerator.num_processes)
+    return record, {**summary.run_facts, "speed_key": speed}
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
