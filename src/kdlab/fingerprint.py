@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdlab.checkpoint import Checkpointing, checkpoint_folder
+from kdlab.checkpoint import Checkpointing, ModelState, checkpoint_folder
 
 
 def stage_fingerprint(root: Path, stage: str) -> dict | None:
@@ -44,8 +44,9 @@ def fingerprint_of(stage) -> dict:
     return {"stage": stage.name, "cmd": stage.cmd, "params": params, "deps": deps}
 
 
-def stage_checkpointing(stage: str, every: int) -> Checkpointing | None:
+def stage_checkpointing(stage: str, every: int, model_state: ModelState = ModelState()) -> Checkpointing | None:
     """Resume checkpoints for the training stage ``stage`` run from the repository root, keyed to its
-    fingerprint; None when no dvc.yaml defines the stage (nothing to key them to, so none are kept)."""
+    fingerprint; None when no dvc.yaml defines the stage (nothing to key them to, so none are kept).
+    ``model_state``: what of the model is saved (a LoRA teacher: only its trainable tensors)."""
     fingerprint = stage_fingerprint(Path("."), stage)
-    return None if fingerprint is None else Checkpointing(checkpoint_folder(stage), fingerprint, every)
+    return None if fingerprint is None else Checkpointing(checkpoint_folder(stage), fingerprint, every, model_state)
