@@ -11,21 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdlab.checkpoint import Checkpointing, ModelState, checkpoint_folder
+from kdlab.tracked import read_stage
 
 
 def stage_fingerprint(root: Path, stage: str) -> dict | None:
     """``{"stage", "cmd", "params": {key: value}, "deps": {path: hash}}`` of ``stage``; None when
     ``root`` holds no dvc.yaml or the stage is not in it (a stage module called directly, in tests)."""
-    if not (root / "dvc.yaml").is_file():
-        return None
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        try:
-            (found,) = repo.stage.collect(stage)
-        except Exception:  # noqa: BLE001 - DVC raises several types for an unknown stage name
-            return None
-        return fingerprint_of(found)
+    return read_stage(root, stage, fingerprint_of)
 
 
 def fingerprint_of(stage) -> dict:

@@ -15,20 +15,21 @@ import dataclasses
 import inspect
 import types
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from kdlab.errors import KdlabError
 
 ALL = "*"  # the stage tracks the whole params file
+T = TypeVar("T")
 
 
 class UntrackedParamError(KdlabError):
     """A stage read a param that dvc.yaml does not list for it (a bug in dvc.yaml or in the stage)."""
 
 
-def stage_params(root: Path, stage: str) -> list[str] | None:
-    """Keys of params.yaml that dvc.yaml lists for ``stage`` (``[ALL]`` for the whole file);
-    None when ``root`` holds no dvc.yaml or the stage is not in it (e.g. a test calling a stage)."""
+def read_stage(root: Path, stage: str, read: Callable[[Any], T]) -> T | None:
+    """``read(s)`` of DVC's own Stage object ``s`` for ``stage``; None when ``root`` holds no dvc.yaml
+    or the stage is not in it (e.g. a test calling a stage module directly)."""
     if not (root / "dvc.yaml").is_file():
         return None
     from dvc.repo import Repo  # DVC resolves foreach / matrix / ${...} exactly as it runs them
@@ -38,11 +39,20 @@ def stage_params(root: Path, stage: str) -> list[str] | None:
             (found,) = repo.stage.collect(stage)
         except Exception:  # noqa: BLE001 - DVC raises several types for an unknown stage name
             return None
-        keys: list[str] = []
+        return read(found)
+
+
+def stage_params(root: Path, stage: str) -> list[str] | None:
+    """Keys of params.yaml that dvc.yaml lists for ``stage`` (``[ALL]`` for the whole file);
+    None when ``root`` holds no dvc.yaml or the stage is not in it (e.g. a test calling a stage)."""
+    def keys(found) -> list[str]:
+        listed: list[str] = []
         for dep in found.deps:
             if getattr(dep, "def_path", None) == "params.yaml" and hasattr(dep, "params"):
-                keys += list(dep.params) if dep.params else [ALL]
-        return keys
+                listed += list(dep.params) if dep.params else [ALL]
+        return listed
+
+    return read_stage(root, stage, keys)
 
 
 def _covers(path: str, allowed: Sequence[str]) -> str:
