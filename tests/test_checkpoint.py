@@ -197,3 +197,51 @@ def test_the_checkpoints_folder_can_move(monkeypatch, tmp_path):
     assert checkpoint.checkpoint_folder("train@kd") == Path("checkpoints") / "train@kd"
     monkeypatch.setenv(checkpoint.ROOT_ENV, str(tmp_path))
     assert checkpoint.checkpoint_folder("sweep@1-0.7") == tmp_path / "sweep@1-0.7"
+
+
+class FakeAccelerator:
+    """The accelerate.Accelerator attributes a checkpoint reads, with a loss scaler (fp16 on a GPU; a CPU
+    run has none, so this is how a test reaches the scaler's save and load)."""
+
+    is_main_process, process_index, num_processes, mixed_precision = True, 0, 1, "fp16"
+    device = torch.device("cpu")
+
+    def __init__(self, scaler):
+        self.scaler = scaler
+
+    def wait_for_everyone(self):
+        pass
+
+    def unwrap_model(self, model, keep_torch_compile=False):
+        return model
+
+
+def test_the_fp16_loss_scale_and_the_schedule_are_saved_and_restored(tmp_path):
+    from transformers import get_linear_schedule_with_warmup
+
+    def parts(scale: float):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        scheduler = get_linear_schedule_with_warmup(optimizer, 2, 10)
+        return model, optimizer, scheduler, torch.amp.GradScaler("cpu", init_scale=scale, growth_interval=2)
+
+    model, optimizer, scheduler, scaler = parts(2.0 ** 10)
+    for _ in range(3):  # the scale grows once, the growth tracker stands at 1, the schedule at step 3
+        scaler.scale(model(torch.ones(4, 3)).pow(2).mean()).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        optimizer.zero_grad()
+    ck = Checkpointing(tmp_path / "train@test", FINGERPRINT, 0)
+    state = checkpoint.LoopState(checkpoint.Position(0, 3, 3), [], torch.zeros(()))
+    checkpoint.save(ck, FakeAccelerator(scaler), model, optimizer, scheduler, state, {}, 1.0)
+
+    model2, optimizer2, scheduler2, scaler2 = parts(2.0 ** 16)
+    resumed = checkpoint.load(ck, FakeAccelerator(scaler2), model2, optimizer2, scheduler2)
+    assert resumed.state.position == checkpoint.Position(0, 3, 3)
+    assert scaler2.state_dict() == scaler.state_dict() and scaler.state_dict()["scale"] == 2.0 ** 11
+    assert scheduler2.state_dict() == scheduler.state_dict()
+    assert optimizer2.param_groups[0]["betas"] == (0.9, 0.999)  # a tuple again after JSON
+    for a, b in zip(optimizer.state.values(), optimizer2.state.values()):
+        assert all(torch.equal(a[k], b[k]) for k in a)
