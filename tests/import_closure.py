@@ -88,7 +88,7 @@ def missing_deps(dvc_yaml: Path) -> dict[str, list[str]]:
     out = {}
     for name, spec in yaml.safe_load(dvc_yaml.read_text())["stages"].items():
         body = spec.get("do", spec)
-        module = body["cmd"].split()[2]
+        module = next(w for w in body["cmd"].split() if w.startswith("kdlab.stages."))
         items = spec["foreach"] if name == "analyze" else [None]
         for item in items:
             roots = [module] + ([f"kdlab.analyses.{item}"] if item else [])

@@ -294,6 +294,15 @@ BAD = {
     "empty sweep": (_set("sweep", "alpha", []), ["sweep.alpha", "at least one value"]),
     "repeated sweep value": (_set("sweep", "kd_temperature", [1, 1.0]), ["sweep.kd_temperature", "must differ"]),
     "sweep alpha above 1": (_set("sweep", "alpha", [0.7, 1.5]), ["sweep.alpha", "[0, 1]"]),
+    "negative checkpoint interval": (_set("optim", "checkpoint_every", -1),
+                                     ["optim.checkpoint_every", "0 (epoch ends only) or a positive", "found -1"]),
+    "launcher without -m": (_set("optim", "launcher", "accelerate launch --num_processes 2"),
+                            ["optim.launcher", "'accelerate launch [options] -m'",
+                             "found 'accelerate launch --num_processes 2'"]),
+    "launcher of another tool": (_set("optim", "launcher", "torchrun -m"), ["optim.launcher", "found 'torchrun -m'"]),
+    "a launcher for the teacher": (lambda raw: raw.update(teacher=dict(composed("profile=demo")["teacher"], trained=dict(
+        composed("profile=demo")["teacher"]["trained"], optim={"launcher": "accelerate launch -m"}))),
+                                   ["teacher.trained.optim.launcher", "always runs as 'python -m kdlab.stages.teacher'"]),
 }
 
 
@@ -378,3 +387,11 @@ def test_own_data_on_a_gpu_composes_with_plain_overrides():
     assert (backbone.source, backbone.repo_id, backbone.revision) == ("hub", cfg.student.repo_id, cfg.student.revision)
     assert cfg.teacher.trained.optim.require_gpu and cfg.teacher.trained.optim.learning_rate == cfg.optim.learning_rate
     assert cfg.data.course_files.train_indices.given and cfg.data.course_files.val_indices.local == "/data/val_idx.json"
+
+
+@pytest.mark.parametrize("launcher", ["python -m", "accelerate launch -m",
+                                      "accelerate launch --multi_gpu --num_processes 2 -m",
+                                      "accelerate launch --cpu --num_processes 2 -m"])
+def test_the_launchers_dvc_yaml_can_start_a_training_stage_with(params_raw, launcher):
+    params_raw["optim"]["launcher"] = launcher
+    assert config_from_mapping(params_raw).optim.launcher == launcher

@@ -25,9 +25,24 @@ COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def module_of(cmd: str) -> str:
-    match = re.match(r"python -m (kdlab\.stages\.\w+)", cmd)
-    assert match, f"dvc.yaml: stage command {cmd!r} is not `python -m kdlab.stages.<stage>`"
+    match = re.match(r"(?:python -m|\$\{optim\.launcher\}) (kdlab\.stages\.\w+)", cmd)
+    assert match, (f"dvc.yaml: stage command {cmd!r} is neither `python -m kdlab.stages.<stage>` nor "
+                   "`${optim.launcher} kdlab.stages.<stage>`")
     return match.group(1)
+
+
+def test_a_launcher_in_a_command_is_a_param_the_stage_tracks():
+    """DVC interpolates `${optim.launcher}` into the training commands; kdlab.tracked needs every
+    interpolated param listed, and the default must keep the command `python -m ...`."""
+    from kdlab.config import DEFAULT_LAUNCHER
+
+    users = [name for name, spec in STAGES.items() if "${optim.launcher}" in spec.get("do", spec)["cmd"]]
+    assert sorted(users) == ["sweep", "train"]
+    for name in users:
+        assert "optim" in STAGES[name].get("do", STAGES[name])["params"], name
+    assert DEFAULT_LAUNCHER == "python -m"
+    for raw in (composed("profile=train"), composed("profile=demo"), composed("profile=audit")):
+        assert raw["optim"]["launcher"] == DEFAULT_LAUNCHER
 
 
 def stage_variants() -> list[tuple[str, dict, list[str], dict]]:

@@ -3,6 +3,7 @@
     kdlab student-notebook SRC [-o DEST]   the student version of a notebook (default handout/<name>.ipynb)
     kdlab handouts [--check]               every course notebook's handout, written or checked
     kdlab pin [--dry-run]                  pin the Hub artifacts of conf/ (commits, sha256)
+    kdlab plan [-S profile=train]          what `dvc repro` would train, and how long each arm takes here
     kdlab results [TABLE] [--root DIR]     print a table of the report (default: the headline one)
 
 Each subcommand is one ``add_<name>(subparsers)`` function that registers its
@@ -20,6 +21,7 @@ from typing import Callable, Sequence
 
 from kdlab.errors import ArgumentParser, KdlabError, report_errors
 from kdlab.pin import add_pin
+from kdlab.plan import add_plan
 
 
 class CliError(KdlabError):
@@ -177,9 +179,8 @@ def add_results(sub) -> None:
     p.set_defaults(func=results_command)
 
 
-
-
-COMMANDS: tuple[Callable[[object], None], ...] = (add_student_notebook, add_handouts, add_results, add_pin)
+COMMANDS: tuple[Callable[[object], None], ...] = (add_student_notebook, add_handouts, add_results, add_pin,
+                                                  add_plan)
 
 
 # --------------------------------------------------------------------------- #

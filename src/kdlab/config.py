@@ -24,6 +24,7 @@ from kdlab.yamlfile import load_yaml
 PROFILES = ("train", "audit", "demo", "cpu")
 TIERS = ("head", "mid", "tail")
 SWEEP_PREFIX = "sweep@"  # sweep cells are named after their DVC stage: sweep@<T_d>-<alpha>
+DEFAULT_LAUNCHER = "python -m"
 
 ConfigError = ParamsError  # the one error type for bad params (kdlab.typed raises it too)
 
@@ -165,6 +166,12 @@ class OptimConfig:
     max_train_samples: Optional[int] = None
     log_every: int = 10
     num_threads: Optional[int] = None
+    # optimizer steps between resume checkpoints (kdlab.checkpoint; also at each epoch end and on
+    # SIGTERM/SIGINT); 0: epoch ends and signals only. Resuming is bit-exact, so it changes no output.
+    checkpoint_every: int = 500
+    # how DVC starts a training stage: dvc.yaml interpolates it into the train@/sweep@ cmd, followed by
+    # the stage's module (so it ends with -m), e.g. "accelerate launch --num_processes 2 -m" (several GPUs)
+    launcher: str = DEFAULT_LAUNCHER
 
 
 @dataclass(frozen=True)
@@ -377,6 +384,14 @@ def _validate_optim(optim: OptimConfig, where: str) -> None:
     if optim.num_threads is not None:
         _require(optim.num_threads > 0, f"{where}.num_threads: expected a positive integer or null, "
                  f"found {optim.num_threads}")
+    _require(optim.checkpoint_every >= 0,
+             f"{where}.checkpoint_every: expected 0 (epoch ends only) or a positive number of steps, "
+             f"found {optim.checkpoint_every}")
+    words = optim.launcher.split()
+    _require(words in (["python", "-m"], ["python3", "-m"])
+             or (words[:2] == ["accelerate", "launch"] and words[-1] == "-m"),
+             f"{where}.launcher: expected 'python -m' or 'accelerate launch [options] -m' (the stage's module "
+             f"follows it in dvc.yaml), found {optim.launcher!r}")
     if optim.max_train_samples is not None:
         _require(optim.max_train_samples > 0, f"{where}.max_train_samples: expected a positive integer or null")
 
@@ -491,6 +506,9 @@ def validate(cfg: Config) -> Config:
              f"select the teacher as a whole with -S teacher={t.source} (conf/teacher/{t.source}.yaml)")
     if t.trained is not None:
         _validate_optim(t.trained.optim, f"{src}: teacher.trained.optim")
+        _require(t.trained.optim.launcher == DEFAULT_LAUNCHER,
+                 f"{src}: teacher.trained.optim.launcher: the teacher stage always runs as "
+                 f"'{DEFAULT_LAUNCHER} kdlab.stages.teacher', found {t.trained.optim.launcher!r}; remove the key")
         _validate_backbone(t.trained.backbone, f"{src}: teacher.trained.backbone")
         _require(0 < t.trained.calibration_fraction < 1,
                  f"{src}: teacher.trained.calibration_fraction must be in (0, 1), "

@@ -16,11 +16,12 @@ import inspect
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from kdlab.errors import KdlabError
 
 ALL = "*"  # the stage tracks the whole params file
+T = TypeVar("T")
 
 
 class UntrackedParamError(KdlabError):
@@ -35,33 +36,47 @@ class StageSpec:
     outs: list[str]
 
 
-def stage_specs(root: Path, stages: Sequence[str]) -> dict[str, StageSpec]:
-    """The :class:`StageSpec` of each of ``stages`` that dvc.yaml in ``root`` declares (one DVC call for all);
-    empty when ``root`` holds no dvc.yaml (e.g. a test calling a stage)."""
+def read_stages(root: Path, stages: Sequence[str], read: Callable[[Any], T]) -> dict[str, T]:
+    """``read(s)`` of DVC's own Stage object ``s`` for each of ``stages`` that dvc.yaml in ``root`` declares,
+    in one DVC call; empty when ``root`` holds no dvc.yaml (e.g. a test calling a stage module directly)."""
     if not (root / "dvc.yaml").is_file():
         return {}
     from dvc.repo import Repo  # DVC resolves foreach / matrix / ${...} exactly as it runs them
 
-    specs = {}
+    out = {}
     with Repo(str(root)) as repo:
         for stage in dict.fromkeys(stages):
             try:
                 (found,) = repo.stage.collect(stage)
             except Exception:  # noqa: BLE001 - DVC raises several types for an unknown stage name
                 continue
-            keys: list[str] = []
-            for dep in found.deps:
-                if getattr(dep, "def_path", None) == "params.yaml" and hasattr(dep, "params"):
-                    keys += list(dep.params) if dep.params else [ALL]
-            specs[stage] = StageSpec(keys, [str(out.def_path) for out in found.outs])
-    return specs
+            out[stage] = read(found)
+    return out
+
+
+def read_stage(root: Path, stage: str, read: Callable[[Any], T]) -> T | None:
+    """:func:`read_stages` for one stage; None when it is not declared."""
+    return read_stages(root, [stage], read).get(stage)
+
+
+def _listed_params(found) -> list[str]:
+    listed: list[str] = []
+    for dep in found.deps:
+        if getattr(dep, "def_path", None) == "params.yaml" and hasattr(dep, "params"):
+            listed += list(dep.params) if dep.params else [ALL]
+    return listed
+
+
+def stage_specs(root: Path, stages: Sequence[str]) -> dict[str, StageSpec]:
+    """The :class:`StageSpec` of each of ``stages`` that dvc.yaml in ``root`` declares (one DVC call for all)."""
+    return read_stages(root, stages, lambda found: StageSpec(_listed_params(found),
+                                                            [str(out.def_path) for out in found.outs]))
 
 
 def stage_params(root: Path, stage: str) -> list[str] | None:
     """Keys of params.yaml that dvc.yaml lists for ``stage`` (``[ALL]`` for the whole file);
     None when ``root`` holds no dvc.yaml or the stage is not in it (e.g. a test calling a stage)."""
-    spec = stage_specs(root, [stage]).get(stage)
-    return spec.params if spec else None
+    return read_stage(root, stage, _listed_params)
 
 
 def _covers(path: str, allowed: Sequence[str]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from kdlab import checkpoint
 from kdlab.batching import LengthGroupedBatches
+from kdlab.checkpoint import Checkpointing, EpochOrder, LoopState, Position
 from kdlab.config import OptimConfig
 from kdlab.errors import KdlabError
 from kdlab.io import atomic_path
+from kdlab.progress import PROGRESS_SECONDS, Progress
+from kdlab.signals import TrainingStopped, stop_signals
 
 LossFn = Callable[..., "object"]  # (student_logits, teacher_logits | None, labels) -> scalar tensor
 
@@ -190,6 +195,8 @@ def train_classifier(
     fused_adamw: bool = False,
     compile_model: bool = False,
     length_grouped: bool = False,
+    checkpointing: Checkpointing | None = None,
+    progress_seconds: float = PROGRESS_SECONDS,
 ) -> tuple[TrainSummary, object]:
     """Fine-tune ``model``; return (:class:`TrainSummary`, the unwrapped trained model).
 
@@ -197,6 +204,12 @@ def train_classifier(
     share data see identical batches. ``teacher_logits`` (N_teacher, C) are
     moved to the device once and indexed by ``train.teacher_rows`` per batch.
     Writes a per-step CSV log (step, epoch, loss, lr) to ``log_path``.
+
+    ``checkpointing`` (kdlab.checkpoint): save every ``checkpointing.every`` steps,
+    at each epoch end and on SIGTERM/SIGINT (then stop with :class:`TrainingStopped`),
+    and start from the checkpoint in its folder if there is one; the result is
+    bit for bit the uninterrupted run's. Without a terminal, a progress line at
+    least every ``progress_seconds`` (kdlab.progress).
 
     Speed options, all off by default (off is the paper recipe and today's
     bit-for-bit behaviour; ``benchmarks/train_throughput.py`` measures each):
@@ -212,45 +225,122 @@ def train_classifier(
 
     set_seed(seed)
     loader = make_train_loader(train, optim.batch_size, pad_id, seed, length_grouped)
+    order = EpochOrder(loader)
     optimizer = make_optimizer(model, optim, fused=fused_adamw)
-    total_steps = optim.epochs * len(loader)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(optim.warmup_ratio * total_steps), total_steps)
+    schedule_steps = optim.epochs * len(loader)  # the whole data per epoch, however many processes share it
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(optim.warmup_ratio * schedule_steps), schedule_steps)
     if compile_model:
         model = torch.compile(model)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    per_epoch = len(loader)  # batches per process
+    total_steps = optim.epochs * per_epoch
     teacher = None
     if teacher_logits is not None:
         teacher = torch.as_tensor(np.asarray(teacher_logits, np.float32), device=accelerator.device)
 
-    log_rows, step, started = [], 0, time.perf_counter()
-    running = torch.zeros((), device=accelerator.device)
+    resumed = checkpoint.load(checkpointing, accelerator, model, optimizer, scheduler) if checkpointing else None
+    state = resumed.state if resumed else LoopState(Position(0, 0, 0), [], torch.zeros(()))
+    state.running = state.running.to(accelerator.device)
+    start = state.position
+    progress = Progress(desc, total_steps, start.step, Progress.for_stream(), accelerator.is_main_process,
+                        progress_seconds)
+    progress.say(_start_line(desc, optim, per_epoch, total_steps, accelerator, checkpointing, resumed))
+
+    def save(position: Position, sampler: dict) -> None:
+        if checkpointing is not None:
+            state.position = position
+            folder = checkpoint.save(checkpointing, accelerator, model, optimizer, scheduler, state, sampler,
+                                     progress.seconds())
+            progress.say(f"{desc}: checkpoint at step {position.step:,}/{total_steps:,} -> {folder}")
+
     model.train()
-    bar = tqdm(total=total_steps, desc=desc, disable=_quiet_bar(accelerator))
-    for epoch in range(optim.epochs):
-        for batch in loader:
-            running += training_step(accelerator, model, optimizer, scheduler, batch, loss_fn, teacher,
-                                     optim.max_grad_norm)
-            step += 1
-            bar.update(1)
-            if step % optim.log_every == 0 or step == total_steps:
-                window = optim.log_every if step % optim.log_every == 0 else step % optim.log_every
-                mean_loss = float(running) / window  # one device sync per log window
-                running.zero_()
-                log_rows.append({"step": step, "epoch": round(step / len(loader), 4),
-                                 "loss": round(mean_loss, 6), "lr": scheduler.get_last_lr()[0]})
-                bar.set_postfix(loss=f"{mean_loss:.4f}")
+    bar = tqdm(total=total_steps, initial=start.step, desc=desc, disable=_quiet_bar(accelerator))
+    step = start.step
+    with stop_signals(enabled=checkpointing is not None) as stop:
+        for epoch in range(start.epoch, optim.epochs):
+            if resumed is not None and epoch == start.epoch:
+                order.restore(resumed.sampler)
+            epoch_start = order.begin(epoch)
+            batches = iter(loader)
+            skip = start.batch if resumed is not None and epoch == start.epoch else 0
+            for _ in range(skip):  # the batches the checkpoint had trained on, replayed without training
+                next(batches)
+            if resumed is not None and epoch == start.epoch:
+                checkpoint.restore_rng(resumed.rng, resumed.rng_tensors)
+            for done, batch in enumerate(batches, start=skip + 1):
+                state.running += training_step(accelerator, model, optimizer, scheduler, batch, loss_fn, teacher,
+                                               optim.max_grad_norm)
+                step += 1
+                bar.update(1)
+                progress.count(batch["labels"].shape[0] * accelerator.num_processes)
+                if step % optim.log_every == 0 or step == total_steps:
+                    window = optim.log_every if step % optim.log_every == 0 else step % optim.log_every
+                    mean_loss = float(state.running) / window  # one device sync per log window
+                    state.running.zero_()
+                    state.log_rows.append({"step": step, "epoch": round(step / per_epoch, 4),
+                                           "loss": round(mean_loss, 6), "lr": scheduler.get_last_lr()[0]})
+                    bar.set_postfix(loss=f"{mean_loss:.4f}")
+                    progress.logged(step, mean_loss)
+                if done < per_epoch:
+                    every = checkpointing.every if checkpointing else 0
+                    if every and step % every == 0:
+                        save(Position(epoch, done, step), epoch_start)
+                    if stop.requested(accelerator):
+                        if state.position.step != step:
+                            save(Position(epoch, done, step), epoch_start)
+                        raise _stopped(desc, stop, step, total_steps, checkpointing)
+            save(Position(epoch + 1, 0, step), order.snapshot())
+            if stop.requested(accelerator):
+                raise _stopped(desc, stop, step, total_steps, checkpointing)
+    if resumed is not None and start.epoch >= optim.epochs:
+        checkpoint.restore_rng(resumed.rng, resumed.rng_tensors)  # saved after the last epoch: nothing to replay
     bar.close()
-    seconds = time.perf_counter() - started
-    if log_path is not None:
-        write_log(log_path, log_rows)
+    seconds = progress.seconds()
+    if log_path is not None and accelerator.is_main_process:
+        write_log(log_path, state.log_rows)
+    log_rows = state.log_rows
     if not log_rows or not math.isfinite(log_rows[-1]["loss"]):
         raise KdlabError(f"{desc}: training diverged (final loss {log_rows[-1]['loss'] if log_rows else 'none'}); "
                          "lower optim.learning_rate")
+    trained_steps = step - start.step
     summary = TrainSummary(
         record={"steps": step, "precision": accelerator.mixed_precision, "final_loss": log_rows[-1]["loss"],
                 "processes": accelerator.num_processes},
-        run_facts={"seconds": round(seconds, 2), "device": str(accelerator.device)})
+        run_facts={"seconds": round(seconds, 2), "device": str(accelerator.device), "device_name": device_name(),
+                   "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                   "steps": trained_steps, "examples": progress.examples,
+                   "examples_per_s": round(progress.examples / seconds, 2) if trained_steps else None,
+                   "resumed_from_step": start.step if resumed is not None else None,
+                   "seconds_all_sessions": round(state.seconds + seconds, 2)})
     return summary, accelerator.unwrap_model(model, keep_torch_compile=False)
+
+
+def _start_line(desc: str, optim: OptimConfig, per_epoch: int, total_steps: int, accelerator, checkpointing,
+                resumed) -> str:
+    line = (f"{desc}: {total_steps:,} steps ({optim.epochs} epochs x {per_epoch:,} batches of {optim.batch_size}"
+            + (f" on each of {accelerator.num_processes} processes" if accelerator.num_processes > 1 else "")
+            + f") on {device_name()}")
+    if resumed is not None:
+        p = resumed.state.position
+        return line + (f"; resuming at step {p.step:,} (epoch {p.epoch + 1}, batch {p.batch:,}) "
+                       f"from {checkpointing.folder}")
+    if checkpointing is None:
+        return line + "; no resume checkpoints (no dvc.yaml stage to fingerprint)"
+    every = f"every {checkpointing.every:,} steps, " if checkpointing.every else ""
+    return line + f"; checkpoints {every}at epoch ends and on SIGTERM/SIGINT in {checkpointing.folder}"
+
+
+def _stopped(desc: str, stop, step: int, total_steps: int, checkpointing: Checkpointing) -> TrainingStopped:
+    return TrainingStopped(f"{desc}: stopped by {stop.signal or 'a signal to another process'} at step {step:,} of "
+                           f"{total_steps:,}; the checkpoint in {checkpointing.folder} resumes it: run the same "
+                           "command again (`dvc repro`)")
+
+
+def device_name() -> str:
+    """The GPU's name (``Tesla T4``), or ``cpu``: what the plan matches earlier runs' speed on."""
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
 def predict_logits(accelerator, model, split: Encoded, batch_size: int, pad_id: int,

@@ -16,11 +16,13 @@ import tempfile
 
 import numpy as np
 
-from kdlab import calibration, data, io, metrics, records, remote, teacher, validate
+from kdlab import calibration, checkpoint, data, io, metrics, records, remote, teacher, validate
 from kdlab.arms import load_teacher_val
 from kdlab.config import Config
 from kdlab.paths import Layout
 from kdlab.stages.common import StageError, fixed_name, run_stage, stage_main
+
+STAGE = "teacher"
 
 
 def published(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
@@ -72,10 +74,13 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
     from kdlab.models import build_classifier
     from kdlab.tokenization import load_tokenizer
     from kdlab.device import require_device
+    from kdlab.fingerprint import stage_checkpointing
+    from kdlab.progress import speed_key
     from kdlab.train import encode, make_accelerator, predict_logits, train_classifier
 
     spec = cfg.teacher.trained
     require_device(spec.optim, "teacher")
+    checkpointing = stage_checkpointing(STAGE, spec.optim.checkpoint_every)
     tokenizer = load_tokenizer(layout.tokenizer)
     frame = data.training_frame(splits, ["train", "test"])
     fit_rows, cal_rows = data.stratified_val_split(frame["label"].to_numpy(), spec.calibration_fraction, cfg.seed)
@@ -88,7 +93,7 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
     model = build_classifier(spec.backbone, n_classes, tokenizer, cfg.seed)
     summary, model = train_classifier(
         accelerator, model, fit, spec.optim, lambda s, t, y: ce_loss(s, y), tokenizer.pad_token_id, cfg.seed,
-        log_path=layout.teacher / "train_log.csv", desc="teacher",
+        log_path=layout.teacher / "train_log.csv", desc=STAGE, checkpointing=checkpointing,
     )
     raw_tt = predict_logits(accelerator, model, everything, spec.optim.eval_batch_size, tokenizer.pad_token_id)
     raw_val = predict_logits(accelerator, model, val, spec.optim.eval_batch_size, tokenizer.pad_token_id)
@@ -119,7 +124,7 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
             "temperature_fit": {**temp.__dict__, "fold": "held-out calibration rows of train+test",
                                 "rows": int(len(cal_rows))},
             "training": {**summary.record, "rows": int(len(fit_rows))}, "backbone": dataclasses.asdict(spec.backbone),
-            "run_facts": summary.run_facts}
+            "run_facts": {**summary.run_facts, "speed_key": speed_key(spec.backbone, spec.optim, max_len, 1)}}
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
@@ -141,6 +146,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
         card[name] = metrics.summarize(metrics.softmax(pred.logits32()), pred.labels, pred.preds, pred.tiers,
                                        class_tiers, cfg.evaluation.ece_bins)
     io.write_json(layout.teacher_card, card)
+    checkpoint.remove(checkpoint.checkpoint_folder(STAGE))  # the outputs are complete
     f = card["final"]
     print(f"teacher ({meta['source']}): val macro F1 {f['overall']['macro_f1']:.4f}, ECE {f['overall']['ece']:.4f}, "
           f"NLL {f['overall']['nll']:.4f}, T {meta['temperature']:.4f}; tier F1 "
@@ -148,7 +154,7 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
-    return stage_main(__doc__.splitlines()[0], run, argv, stage_name=fixed_name("teacher"))
+    return stage_main(__doc__.splitlines()[0], run, argv, stage_name=fixed_name(STAGE))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 import tempfile
 
-from kdlab import io, records, remote, validate
+from kdlab import checkpoint, io, records, remote, validate
 from kdlab.config import ArmConfig, Config, ConfigError, stage_of
 from kdlab.paths import Layout
 from kdlab.predictions import Predictions, save_predictions
@@ -43,8 +43,9 @@ def from_published(cfg: Config, layout: Layout, arm: ArmConfig) -> dict:
             "file": fetched.as_dict()}
 
 
-def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tuple[dict, dict]:
-    """Train the arm; return (arm.json record, run facts for the untracked log)."""
+def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tuple[dict, dict] | None:
+    """Train the arm; return (arm.json record, run facts for the untracked log), or None in the
+    processes other than the main one (several processes: `accelerate launch`), which write nothing."""
     # torch, transformers and accelerate (and pandas) load here, not at module import: an audit run
     # (16 arms, no training) would otherwise pay their ~2 s import in every train@<arm> process
     from kdlab import data
@@ -52,10 +53,13 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     from kdlab.models import backbone_record, build_classifier
     from kdlab.tokenization import load_tokenizer
     from kdlab.device import require_device
+    from kdlab.fingerprint import stage_checkpointing
     from kdlab.model_card import publish_arm
+    from kdlab.progress import speed_key
     from kdlab.train import encode, make_accelerator, predict_logits, train_classifier
 
-    require_device(cfg.optim, f"train@{arm.name}")
+    require_device(cfg.optim, stage_of(arm.name))
+    checkpointing = stage_checkpointing(stage_of(arm.name), cfg.optim.checkpoint_every)
     splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
     teacher_logits = None
     if arm.uses_teacher:  # checked before anything is loaded or trained
@@ -76,10 +80,13 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     model = build_classifier(cfg.student, n_classes, tokenizer, cfg.seed)
     summary, model = train_classifier(
         accelerator, model, train_set, cfg.optim, make_loss_fn(arm), tokenizer.pad_token_id, cfg.seed,
-        teacher_logits=teacher_logits, log_path=layout.run(arm.name) / "train_log.csv", desc=f"train@{arm.name}",
+        teacher_logits=teacher_logits, log_path=layout.run(arm.name) / "train_log.csv", desc=stage_of(arm.name),
+        checkpointing=checkpointing,
     )
     logits = predict_logits(accelerator, model, val_set, cfg.optim.eval_batch_size, tokenizer.pad_token_id,
                             desc=f"predict@{arm.name}")
+    if not accelerator.is_main_process:
+        return None
     logits = validate.as_float16(f"train@{arm.name}: the model's val logits", logits,
                                  "training diverged: lower optim.learning_rate or set optim.precision to fp32")
     pred = Predictions.from_logits(val["row_id"].to_numpy(), logits, val["label"].to_numpy(),
@@ -91,7 +98,8 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
                 records.teacher_card(layout), training)
     record = {"arm": arm.name, "available": True, "source": "trained", "config": arm_record(arm),
               "training": training, "backbone": backbone_record(cfg.student, model)}
-    return record, summary.run_facts
+    speed = speed_key(cfg.student, cfg.optim, max_len, accelerator.num_processes)
+    return record, {**summary.run_facts, "speed_key": speed}
 
 
 def check_arm(arm: ArmConfig, n_classes: int, source: str) -> None:
@@ -110,9 +118,14 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     if cfg.arm_source == "published":
         record = from_published(cfg, layout, arm)
     else:
-        record, facts = trained(cfg, layout, arm, card["n_classes"])
+        result = trained(cfg, layout, arm, card["n_classes"])
+        if result is None:
+            return
+        record, facts = result
     io.write_json(layout.arm_card(arm.name), record)
     io.write_json(layout.run_log(stage_of(arm.name)), facts)
+    if cfg.arm_source != "published":
+        checkpoint.remove(checkpoint.checkpoint_folder(stage_of(arm.name)))  # the outputs are complete
     print(f"{stage_of(arm.name)}: {record.get('source', record.get('reason'))}"
           + (f", {facts['seconds']} s on {facts['device']}" if facts else ""))
 
