@@ -366,7 +366,8 @@ def test_type_errors_in_an_arm_name_the_arm(params_raw, edit):
 
 
 @pytest.mark.parametrize("overrides, says", [
-    (("data=local", "data.local_train=/data/mine.csv"), "-S teacher=modernbert (a GPU) or -S teacher=trained"),
+    (("data=local", "data.local_train=/data/mine.csv"),
+     "-S teacher=modernbert or -S teacher=lora (a GPU), or -S teacher=trained"),
     (("profile=audit", "data=local", "data.local_train=/data/mine.csv"), "belong to the Hub data"),
 ], ids=["published teacher", "published predictions"])
 def test_the_published_files_need_the_hub_data(overrides, says):

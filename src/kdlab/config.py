@@ -18,50 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
+from kdlab.config_base import (DEFAULT_LAUNCHER, Artifact, BackboneConfig, OptimConfig, TinyModel,  # noqa: F401
+                               require, validate_backbone, validate_optim)
+from kdlab.teacher_config import (LoraTeacher, LoraTeacherSpec, PublishedTeacher, TeacherConfig,  # noqa: F401
+                                  TinyQwen3, TrainedTeacher, validate_teacher)
 from kdlab.typed import ParamsError, build
 from kdlab.yamlfile import load_yaml
 
 PROFILES = ("train", "audit", "demo", "cpu")
 TIERS = ("head", "mid", "tail")
 SWEEP_PREFIX = "sweep@"  # sweep cells are named after their DVC stage: sweep@<T_d>-<alpha>
-DEFAULT_LAUNCHER = "python -m"
 
 ConfigError = ParamsError  # the one error type for bad params (kdlab.typed raises it too)
-
-
-# --------------------------------------------------------------------------- #
-# Remote artifacts
-# --------------------------------------------------------------------------- #
-@dataclass(frozen=True)
-class Artifact:
-    """One remote file, pinned, with a local override.
-
-    Exactly one source is used, in this order: ``local`` (a path on disk),
-    ``url`` (plain HTTPS), or the Hub (``repo_id`` + ``filename`` at
-    ``revision``, a commit). ``filename`` may be a glob (``data/train-*.parquet``);
-    it must then match exactly one file of the repository at that revision.
-    ``sha256`` is checked whenever it is set, for local files too.
-    """
-
-    repo_id: Optional[str] = None
-    repo_type: Literal["model", "dataset"] = "dataset"
-    filename: Optional[str] = None
-    revision: Optional[str] = None
-    url: Optional[str] = None
-    sha256: Optional[str] = None
-    local: Optional[str] = None
-
-    @property
-    def given(self) -> bool:
-        """Whether a source is set (conf/ lists optional files with every source null)."""
-        return bool(self.local or self.url or self.repo_id)
-
-    def describe(self) -> str:
-        if self.local:
-            return f"local file {self.local}"
-        if self.url:
-            return self.url
-        return f"hf://{self.repo_type}s/{self.repo_id}@{self.revision}/{self.filename}"
 
 
 # --------------------------------------------------------------------------- #
@@ -122,82 +90,6 @@ class DataConfig:
     min_train_rows: int = 100  # checked whatever `expected` says
     min_val_rows: int = 20
 
-
-# --------------------------------------------------------------------------- #
-# Models
-# --------------------------------------------------------------------------- #
-@dataclass(frozen=True)
-class TinyModel:
-    """A small ModernBERT built from a config (demo profile; no download)."""
-
-    hidden_size: int = 64
-    intermediate_size: int = 128
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 2
-    vocab_size: int = 2000
-    # Mean pooling: from-scratch tiny encoders learn the mid and tail classes far better
-    # with it than with the [CLS] token (demo: mid F1 0.29 vs 0.05 at equal cost).
-    classifier_pooling: Literal["mean", "cls"] = "mean"
-
-
-@dataclass(frozen=True)
-class BackboneConfig:
-    """``source: hub`` loads ``repo_id`` at ``revision`` (a commit); ``tiny`` builds ``tiny``."""
-
-    source: Literal["hub", "tiny"]
-    repo_id: Optional[str] = None
-    revision: Optional[str] = None
-    tiny: Optional[TinyModel] = None
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """Training recipe shared by every arm (and by a teacher kdlab trains)."""
-
-    epochs: int = 3
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.0
-    max_grad_norm: float = 1.0
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
-    require_gpu: bool = True
-    max_train_samples: Optional[int] = None
-    log_every: int = 10
-    num_threads: Optional[int] = None
-    # optimizer steps between resume checkpoints (kdlab.checkpoint; also at each epoch end and on
-    # SIGTERM/SIGINT); 0: epoch ends and signals only. Resuming is bit-exact, so it changes no output.
-    checkpoint_every: int = 500
-    # how DVC starts a training stage: dvc.yaml interpolates it into the train@/sweep@ cmd, followed by
-    # the stage's module (so it ends with -m), e.g. "accelerate launch --num_processes 2 -m" (several GPUs)
-    launcher: str = DEFAULT_LAUNCHER
-
-
-@dataclass(frozen=True)
-class PublishedTeacher:
-    train_test_raw: Artifact
-    train_test_final: Artifact
-    val_final: Artifact
-    metadata: Optional[Artifact] = None
-
-
-@dataclass(frozen=True)
-class TrainedTeacher:
-    """A teacher trained by kdlab itself (demo profile)."""
-
-    backbone: BackboneConfig
-    optim: OptimConfig
-    calibration_fraction: float = 0.1
-
-
-@dataclass(frozen=True)
-class TeacherConfig:
-    source: Literal["published", "trained"]
-    published: Optional[PublishedTeacher] = None
-    trained: Optional[TrainedTeacher] = None
-    need_train_logits: bool = True  # audit mode needs only the val logits
-    expected_temperature: Optional[float] = None
 
 
 # --------------------------------------------------------------------------- #
@@ -361,189 +253,139 @@ class Config:
     @property
     def trains_models(self) -> bool:
         """Whether any stage trains (students or a teacher); audit mode trains nothing."""
-        return self.arm_source == "train" or self.teacher.source == "trained"
+        return self.arm_source == "train" or self.teacher.source != "published"
 
 
 # --------------------------------------------------------------------------- #
 # Validation
 # --------------------------------------------------------------------------- #
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def _validate_optim(optim: OptimConfig, where: str) -> None:
-    _require(optim.epochs > 0, f"{where}.epochs: expected a positive integer, found {optim.epochs}")
-    _require(optim.batch_size > 0, f"{where}.batch_size: expected a positive integer, found {optim.batch_size}")
-    _require(optim.eval_batch_size > 0, f"{where}.eval_batch_size: expected a positive integer, found {optim.eval_batch_size}")
-    _require(optim.learning_rate > 0, f"{where}.learning_rate: expected > 0, found {optim.learning_rate}")
-    _require(optim.weight_decay >= 0, f"{where}.weight_decay: expected >= 0, found {optim.weight_decay}")
-    _require(0 <= optim.warmup_ratio < 1, f"{where}.warmup_ratio: expected in [0, 1), found {optim.warmup_ratio}")
-    _require(optim.log_every > 0, f"{where}.log_every: expected a positive integer, found {optim.log_every}")
-    _require(optim.max_grad_norm > 0, f"{where}.max_grad_norm: expected > 0, found {optim.max_grad_norm}")
-    if optim.num_threads is not None:
-        _require(optim.num_threads > 0, f"{where}.num_threads: expected a positive integer or null, "
-                 f"found {optim.num_threads}")
-    _require(optim.checkpoint_every >= 0,
-             f"{where}.checkpoint_every: expected 0 (epoch ends only) or a positive number of steps, "
-             f"found {optim.checkpoint_every}")
-    words = optim.launcher.split()
-    _require(words in (["python", "-m"], ["python3", "-m"])
-             or (words[:2] == ["accelerate", "launch"] and words[-1] == "-m"),
-             f"{where}.launcher: expected 'python -m' or 'accelerate launch [options] -m' (the stage's module "
-             f"follows it in dvc.yaml), found {optim.launcher!r}")
-    if optim.max_train_samples is not None:
-        _require(optim.max_train_samples > 0, f"{where}.max_train_samples: expected a positive integer or null")
-
-
-def _validate_backbone(b: BackboneConfig, where: str) -> None:
-    if b.source == "hub":
-        _require(bool(b.repo_id and b.revision),
-                 f"{where}: source 'hub' needs repo_id and revision (a commit); found {b.repo_id!r} @ {b.revision!r}")
-    else:
-        _require(b.tiny is not None, f"{where}: source 'tiny' needs the `tiny` settings (select -S student=tiny)")
-
 
 def _validate_data(d: DataConfig, src: str) -> None:
-    _require(d.head_classes > 0 and d.mid_classes > 0,
-             f"{src}: data.head_classes and data.mid_classes must be positive, found {d.head_classes}, {d.mid_classes}")
-    _require(0 < d.val_fraction < 1, f"{src}: data.val_fraction must be in (0, 1), found {d.val_fraction}")
-    _require(d.max_length > 0, f"{src}: data.max_length must be positive, found {d.max_length}")
-    _require(0 <= d.max_dropped_fraction <= 1,
-             f"{src}: data.max_dropped_fraction must be in [0, 1], found {d.max_dropped_fraction}")
-    _require(d.min_train_rows >= 1, f"{src}: data.min_train_rows must be at least 1, found {d.min_train_rows}")
-    _require(d.min_val_rows >= 2, f"{src}: data.min_val_rows must be at least 2 (val needs two classes), "
-             f"found {d.min_val_rows}")
+    require(d.head_classes > 0 and d.mid_classes > 0,
+            f"{src}: data.head_classes and data.mid_classes must be positive, found {d.head_classes}, {d.mid_classes}")
+    require(0 < d.val_fraction < 1, f"{src}: data.val_fraction must be in (0, 1), found {d.val_fraction}")
+    require(d.max_length > 0, f"{src}: data.max_length must be positive, found {d.max_length}")
+    require(0 <= d.max_dropped_fraction <= 1,
+            f"{src}: data.max_dropped_fraction must be in [0, 1], found {d.max_dropped_fraction}")
+    require(d.min_train_rows >= 1, f"{src}: data.min_train_rows must be at least 1, found {d.min_train_rows}")
+    require(d.min_val_rows >= 2, f"{src}: data.min_val_rows must be at least 2 (val needs two classes), "
+            f"found {d.min_val_rows}")
     for key in ("local_train_sha256", "local_test_sha256"):
         value = getattr(d, key)
-        _require(value is None or re.fullmatch(r"[0-9a-fA-F]{64}", value) is not None,
-                 f"{src}: data.{key}: expected null or a sha256 (64 hex digits), found {value!r}")
+        require(value is None or re.fullmatch(r"[0-9a-fA-F]{64}", value) is not None,
+                f"{src}: data.{key}: expected null or a sha256 (64 hex digits), found {value!r}")
     needs = {"hub": ("hub_train", "hub_test", "course_files"), "local": ("local_train", "course_files"),
              "synthetic": ("synthetic",)}[d.source]
     missing = [key for key in needs if getattr(d, key) is None]
-    _require(not missing, f"{src}: data.source is {d.source!r} but data.{missing[0] if missing else ''} is not set; "
-             f"select the data source as a whole with -S data={d.source} (conf/data/{d.source}.yaml)"
-             + (" and give -S data.local_train=/path/to/file" if d.source == "local" else ""))
+    require(not missing, f"{src}: data.source is {d.source!r} but data.{missing[0] if missing else ''} is not set; "
+            f"select the data source as a whole with -S data={d.source} (conf/data/{d.source}.yaml)"
+            + (" and give -S data.local_train=/path/to/file" if d.source == "local" else ""))
     if d.expected and d.expected.val_tiers:
-        _require(set(d.expected.val_tiers) == set(TIERS),
-                 f"{src}: data.expected.val_tiers must name {list(TIERS)}, found {sorted(d.expected.val_tiers)}")
+        require(set(d.expected.val_tiers) == set(TIERS),
+                f"{src}: data.expected.val_tiers must name {list(TIERS)}, found {sorted(d.expected.val_tiers)}")
     if d.synthetic is not None:
         s = d.synthetic
-        _require(min(s.n_train, s.n_val, s.n_test) > 0, f"{src}: data.synthetic sizes must be positive")
+        require(min(s.n_train, s.n_val, s.n_test) > 0, f"{src}: data.synthetic sizes must be positive")
 
 
 def _validate_arms(cfg: Config) -> None:
     src = cfg.source_file
     names = [a.name for a in cfg.all_arms]
-    _require(len(cfg.arms) > 0, f"{src}: arms is empty; expected at least the baseline arm {cfg.baseline_arm!r}")
-    _require(len(set(names)) == len(names), f"{src}: arm names must be unique, found {names}")
+    require(len(cfg.arms) > 0, f"{src}: arms is empty; expected at least the baseline arm {cfg.baseline_arm!r}")
+    require(len(set(names)) == len(names), f"{src}: arm names must be unique, found {names}")
     listed = [a.name for a in cfg.arms]
     for role in ("baseline_arm", "headline_arm"):
-        _require(getattr(cfg, role) in names, f"{src}: {role} {getattr(cfg, role)!r} is not among the arms {listed} "
-                 "nor the sweep cells")
-    _require(cfg.raw_teacher_arm.replace("_", "").replace("-", "").isalnum(),
-             f"{src}: raw_teacher_arm: arm names may use letters, digits, '_' and '-' only, "
-             f"found {cfg.raw_teacher_arm!r}")
+        require(getattr(cfg, role) in names, f"{src}: {role} {getattr(cfg, role)!r} is not among the arms {listed} "
+                "nor the sweep cells")
+    require(cfg.raw_teacher_arm.replace("_", "").replace("-", "").isalnum(),
+            f"{src}: raw_teacher_arm: arm names may use letters, digits, '_' and '-' only, "
+            f"found {cfg.raw_teacher_arm!r}")
     for arm in cfg.all_arms:
         w = f"{src}: arms.{arm.name}"
         if not arm.is_sweep_cell:
-            _require(arm.name.replace("_", "").replace("-", "").isalnum(),
-                     f"{w}: arm names may use letters, digits, '_' and '-' only")
-        _require(0.0 <= arm.alpha <= 1.0, f"{w}.alpha: expected a value in [0, 1], found {arm.alpha}")
-        _require(arm.kd_temperature > 0, f"{w}.kd_temperature: expected T_d > 0, found {arm.kd_temperature}")
-        _require(0.0 <= arm.label_smoothing < 1.0,
-                 f"{w}.label_smoothing: expected a value in [0, 1), found {arm.label_smoothing}")
+            require(arm.name.replace("_", "").replace("-", "").isalnum(),
+                    f"{w}: arm names may use letters, digits, '_' and '-' only")
+        require(0.0 <= arm.alpha <= 1.0, f"{w}.alpha: expected a value in [0, 1], found {arm.alpha}")
+        require(arm.kd_temperature > 0, f"{w}.kd_temperature: expected T_d > 0, found {arm.kd_temperature}")
+        require(0.0 <= arm.label_smoothing < 1.0,
+                f"{w}.label_smoothing: expected a value in [0, 1), found {arm.label_smoothing}")
         if arm.loss == "topk_kd":
-            _require(arm.top_k is not None and arm.top_k >= 1,
-                     f"{w}.top_k: loss 'topk_kd' needs top_k >= 1, found {arm.top_k}")
+            require(arm.top_k is not None and arm.top_k >= 1,
+                    f"{w}.top_k: loss 'topk_kd' needs top_k >= 1, found {arm.top_k}")
         else:
-            _require(arm.top_k is None, f"{w}.top_k: only loss 'topk_kd' takes top_k, found loss {arm.loss!r}")
+            require(arm.top_k is None, f"{w}.top_k: only loss 'topk_kd' takes top_k, found loss {arm.loss!r}")
         if arm.train_splits == "train":
-            _require(not arm.uses_teacher,
-                     f"{w}: train_splits 'train' is for CE arms; the teacher logits cover train+test only")
+            require(not arm.uses_teacher,
+                    f"{w}: train_splits 'train' is for CE arms; the teacher logits cover train+test only")
 
 
 def _validate_sweep(cfg: Config) -> None:
     src, sweep = cfg.source_file, cfg.sweep
     for key in ("kd_temperature", "alpha"):
         values = getattr(sweep, key)
-        _require(len(values) > 0, f"{src}: sweep.{key}: expected at least one value")
-        _require(len(set(map(float, values))) == len(values), f"{src}: sweep.{key}: values must differ, found {list(values)}")
-        _require(all(math.isfinite(v) for v in values), f"{src}: sweep.{key}: expected finite numbers, found {list(values)}")
-    _require(all(t > 0 for t in sweep.kd_temperature),
-             f"{src}: sweep.kd_temperature: expected T_d > 0, found {list(sweep.kd_temperature)}")
-    _require(all(0 <= a <= 1 for a in sweep.alpha), f"{src}: sweep.alpha: expected values in [0, 1], found {list(sweep.alpha)}")
+        require(len(values) > 0, f"{src}: sweep.{key}: expected at least one value")
+        require(len(set(map(float, values))) == len(values), f"{src}: sweep.{key}: values must differ, found {list(values)}")
+        require(all(math.isfinite(v) for v in values), f"{src}: sweep.{key}: expected finite numbers, found {list(values)}")
+    require(all(t > 0 for t in sweep.kd_temperature),
+            f"{src}: sweep.kd_temperature: expected T_d > 0, found {list(sweep.kd_temperature)}")
+    require(all(0 <= a <= 1 for a in sweep.alpha), f"{src}: sweep.alpha: expected values in [0, 1], found {list(sweep.alpha)}")
 
 
 def _validate_published(cfg: Config) -> None:
     src, pub = cfg.source_file, cfg.published
     if cfg.arm_source != "published":
         return
-    _require(pub is not None, f"{src}: arm_source is 'published' but `published` is null; "
-             "select the audit profile (-S profile=audit), which says where the published predictions are")
+    require(pub is not None, f"{src}: arm_source is 'published' but `published` is null; "
+            "select the audit profile (-S profile=audit), which says where the published predictions are")
     unknown = sorted(set(pub.arms) - {a.name for a in cfg.arms})
-    _require(not unknown, f"{src}: published.arms names {unknown}, which are not arms; expected some of "
-             f"{[a.name for a in cfg.arms]}")
+    require(not unknown, f"{src}: published.arms names {unknown}, which are not arms; expected some of "
+            f"{[a.name for a in cfg.arms]}")
     grid = {c.name for c in cfg.sweep.cells()}
     files = [sweep_cell_name(c.kd_temperature, c.alpha) for c in pub.sweep]
-    _require(len(set(files)) == len(files), f"{src}: published.sweep lists a cell twice: {files}")
+    require(len(set(files)) == len(files), f"{src}: published.sweep lists a cell twice: {files}")
     stray = sorted(set(files) - grid)
-    _require(not stray, f"{src}: published.sweep has files for {stray}, which are not cells of the sweep grid "
-             f"{sorted(grid)}; remove them or add their values to sweep")
+    require(not stray, f"{src}: published.sweep has files for {stray}, which are not cells of the sweep grid "
+            f"{sorted(grid)}; remove them or add their values to sweep")
 
 
 def validate(cfg: Config) -> Config:
     """Range and consistency checks that types alone cannot express."""
     src = cfg.source_file
-    _require(cfg.profile in PROFILES, f"{src}: profile must be one of {list(PROFILES)}, found {cfg.profile!r}; "
-             "switch with `dvc exp run -S profile=demo` (or audit, cpu, or train)")
-    _validate_optim(cfg.optim, f"{src}: optim")
+    require(cfg.profile in PROFILES, f"{src}: profile must be one of {list(PROFILES)}, found {cfg.profile!r}; "
+            "switch with `dvc exp run -S profile=demo` (or audit, cpu, or train)")
+    validate_optim(cfg.optim, f"{src}: optim")
     _validate_data(cfg.data, src)
-    _validate_backbone(cfg.student, f"{src}: student")
+    validate_backbone(cfg.student, f"{src}: student")
     t = cfg.teacher
-    _require(getattr(t, t.source) is not None,
-             f"{src}: teacher.source is {t.source!r} but teacher.{t.source} is not set; "
-             f"select the teacher as a whole with -S teacher={t.source} (conf/teacher/{t.source}.yaml)")
-    if t.trained is not None:
-        _validate_optim(t.trained.optim, f"{src}: teacher.trained.optim")
-        _require(t.trained.optim.launcher == DEFAULT_LAUNCHER,
-                 f"{src}: teacher.trained.optim.launcher: the teacher stage always runs as "
-                 f"'{DEFAULT_LAUNCHER} kdlab.stages.teacher', found {t.trained.optim.launcher!r}; remove the key")
-        _validate_backbone(t.trained.backbone, f"{src}: teacher.trained.backbone")
-        _require(0 < t.trained.calibration_fraction < 1,
-                 f"{src}: teacher.trained.calibration_fraction must be in (0, 1), "
-                 f"found {t.trained.calibration_fraction}")
+    validate_teacher(t, src)
     if cfg.data.source != "hub":  # the published files are aligned row by row with the Hub data's splits
-        _require(t.source != "published", f"{src}: teacher.source is 'published', but the published teacher logits "
-                 f"belong to the Hub data and data.source is {cfg.data.source!r}; select a teacher kdlab trains on "
-                 "your data: -S teacher=modernbert (a GPU) or -S teacher=trained (tiny; or -S profile=cpu)")
-        _require(cfg.arm_source != "published", f"{src}: arm_source is 'published' (the audit profile), but the "
-                 f"published predictions belong to the Hub data's val split and data.source is {cfg.data.source!r}; "
-                 "audit the Hub data, or train on yours (-S profile=cpu, or the train profile on a GPU)")
+        require(t.source != "published", f"{src}: teacher.source is 'published', but the published teacher logits "
+                f"belong to the Hub data and data.source is {cfg.data.source!r}; select a teacher kdlab trains on "
+                "your data: -S teacher=modernbert or -S teacher=lora (a GPU), or -S teacher=trained (tiny; or -S profile=cpu)")
+        require(cfg.arm_source != "published", f"{src}: arm_source is 'published' (the audit profile), but the "
+                f"published predictions belong to the Hub data's val split and data.source is {cfg.data.source!r}; "
+                "audit the Hub data, or train on yours (-S profile=cpu, or the train profile on a GPU)")
     _validate_sweep(cfg)
     _validate_arms(cfg)
     _validate_published(cfg)
-    if t.expected_temperature is not None:
-        _require(t.expected_temperature > 0, f"{src}: teacher.expected_temperature: expected a temperature > 0 "
-                 f"or null, found {t.expected_temperature}")
     ev = cfg.evaluation
-    _require(ev.ece_bins > 0, f"{src}: evaluation.ece_bins must be positive, found {ev.ece_bins}")
-    _require(len(ev.thresholds) > 0 and all(0 < t < 1 for t in ev.thresholds),
-             f"{src}: evaluation.thresholds: expected one or more values in (0, 1), found {list(ev.thresholds)}")
+    require(ev.ece_bins > 0, f"{src}: evaluation.ece_bins must be positive, found {ev.ece_bins}")
+    require(len(ev.thresholds) > 0 and all(0 < t < 1 for t in ev.thresholds),
+            f"{src}: evaluation.thresholds: expected one or more values in (0, 1), found {list(ev.thresholds)}")
     if ev.calibration_fold_size is not None:  # its upper bound is the val size: checked where that is known
-        _require(ev.calibration_fold_size >= 1, f"{src}: evaluation.calibration_fold_size: expected a positive "
-                 f"integer (rows of val) or null (half of val), found {ev.calibration_fold_size}")
+        require(ev.calibration_fold_size >= 1, f"{src}: evaluation.calibration_fold_size: expected a positive "
+                f"integer (rows of val) or null (half of val), found {ev.calibration_fold_size}")
     seeds = {"seed": cfg.seed, "evaluation.calibration_fold_seed": ev.calibration_fold_seed,
              "evaluation.bootstrap.seed": ev.bootstrap.seed}
     if cfg.data.synthetic is not None:
         seeds["data.synthetic.seed"] = cfg.data.synthetic.seed
     for key, value in seeds.items():
-        _require(0 <= value < 2**32, f"{src}: {key}: expected an integer in 0..{2**32 - 1} (numpy's seed range), "
-                 f"found {value}")
-    _require(0 < ev.sla_accuracy <= 1, f"{src}: evaluation.sla_accuracy must be in (0, 1]")
-    _require(ev.bootstrap.resamples > 0, f"{src}: evaluation.bootstrap.resamples must be positive")
-    _require(ev.bootstrap.loop_resamples > 0, f"{src}: evaluation.bootstrap.loop_resamples: expected a positive "
-             f"integer, found {ev.bootstrap.loop_resamples}")
+        require(0 <= value < 2**32, f"{src}: {key}: expected an integer in 0..{2**32 - 1} (numpy's seed range), "
+                f"found {value}")
+    require(0 < ev.sla_accuracy <= 1, f"{src}: evaluation.sla_accuracy must be in (0, 1]")
+    require(ev.bootstrap.resamples > 0, f"{src}: evaluation.bootstrap.resamples must be positive")
+    require(ev.bootstrap.loop_resamples > 0, f"{src}: evaluation.bootstrap.loop_resamples: expected a positive "
+            f"integer, found {ev.bootstrap.loop_resamples}")
     return cfg
 
 

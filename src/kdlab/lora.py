@@ -25,79 +25,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import Sequence
 
 from kdlab.errors import KdlabError
 from kdlab.io import read_json
-from kdlab.typed import ParamsError
+from kdlab.teacher_config import (LORA_KEY, QWEN3_LINEAR_MODULES, LoraTeacherSpec, TinyQwen3,  # noqa: F401
+                                  validate_spec)
 
-PARAMS_KEY = "teacher.lora.model"  # where the spec lives in params; error messages name keys under it
-QWEN3_LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 METADATA_FILE = "kdlab_lora_teacher.json"
+ADAPTER_CONFIG = "adapter_config.json"  # peft's name
+ARCHITECTURE = "Qwen3 + LoRA"  # the teacher record's `architecture` (kdlab.report.provenance reads it)
 TINY_BASE_DIR = "tiny_base"  # a tiny base has no Hub copy: its frozen weights are saved next to the adapter
-_COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-@dataclass(frozen=True)
-class TinyQwen3:
-    """A small random Qwen3 built from a config (CPU tests and the offline demo); vocab = the tokenizer's."""
-
-    hidden_size: int = 32
-    intermediate_size: int = 64
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    head_dim: int = 8
-    max_position_embeddings: int = 512
-
-
-@dataclass(frozen=True)
-class LoraTeacherSpec:
-    """What to build: the base (Hub at a pinned commit, or tiny) and the LoRA adapter around it."""
-
-    source: Literal["hub", "tiny"] = "hub"
-    repo_id: str = "Qwen/Qwen3-32B"
-    revision: str = "9216db5781bf21249d130ec9da846c4624c16137"  # a commit sha, never a branch
-    rank: int = 16
-    alpha: int = 32  # LoRA scale = alpha / rank
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    gradient_checkpointing: bool = True
-    load_in_4bit: bool = False  # bitsandbytes NF4; needs CUDA and the bitsandbytes package
-    pad_token: Optional[str] = None  # None: the tokenizer's own pad token, else its eos token
-    tiny: TinyQwen3 = field(default_factory=TinyQwen3)
-
-
-def validate_spec(spec: LoraTeacherSpec, where: str = PARAMS_KEY) -> None:
-    """Range checks types cannot express; ``where`` prefixes the key in messages (e.g. "params.yaml: teacher.lora.model")."""
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise ParamsError(f"{where}.{message}")
-
-    if spec.source == "hub":
-        need(bool(_COMMIT.fullmatch(spec.revision)),
-             f"revision: expected a 40-character commit sha of {spec.repo_id} (a branch or tag can move), "
-             f"found {spec.revision!r}; look it up with `huggingface_hub.model_info({spec.repo_id!r}).sha`")
-    need(spec.rank > 0, f"rank: expected a positive integer, found {spec.rank}")
-    need(spec.alpha > 0, f"alpha: expected a positive integer, found {spec.alpha}")
-    need(0 <= spec.dropout < 1, f"dropout: expected a number in [0, 1), found {spec.dropout}")
-    unknown = sorted(set(spec.target_modules) - set(QWEN3_LINEAR_MODULES))
-    need(bool(spec.target_modules) and not unknown,
-         f"target_modules: expected a non-empty list from {list(QWEN3_LINEAR_MODULES)}, "
-         f"found {list(spec.target_modules)}")
-    need(len(set(spec.target_modules)) == len(spec.target_modules),
-         f"target_modules: each module once, found {list(spec.target_modules)}")
-    t = spec.tiny
-    need(min(t.hidden_size, t.intermediate_size, t.num_hidden_layers, t.head_dim) > 0,
-         "tiny: sizes must be positive")
-    need(t.num_key_value_heads > 0 and t.num_attention_heads % t.num_key_value_heads == 0,
-         f"tiny.num_attention_heads ({t.num_attention_heads}) must be a positive multiple of "
-         f"tiny.num_key_value_heads ({t.num_key_value_heads})")
+PARAMS_KEY = LORA_KEY
 
 
 def require_4bit_support(spec: LoraTeacherSpec) -> None:
@@ -157,15 +100,35 @@ def configure_padding(tokenizer, spec: LoraTeacherSpec) -> int:
 
 
 def check_no_pad_tokens(input_ids: Sequence, pad_id: int, what: str) -> None:
-    """Refuse texts that end in the pad token: the classifier would pool an earlier token for them.
+    """Refuse texts the classifier would pool at the wrong token: empty ones, and longer ones that end in
+    the pad token (it pools the rightmost non-pad token, or position 0 when every token is the pad id,
+    so a one-token text is pooled right whatever its token).
 
     ``input_ids`` is the ragged list of token-id arrays of :class:`kdlab.train.Encoded`.
     """
-    bad = [i for i, ids in enumerate(input_ids) if len(ids) == 0 or int(ids[-1]) == pad_id]
+    bad = [i for i, ids in enumerate(input_ids) if len(ids) == 0 or (len(ids) > 1 and int(ids[-1]) == pad_id)]
     if bad:
         raise KdlabError(f"{what}: {len(bad)} text(s) are empty or end in the pad token id {pad_id} "
                          f"(first rows {bad[:5]}); the classifier reads the last non-pad token, so set "
                          f"{PARAMS_KEY}.pad_token to a token these texts cannot end with")
+
+
+def ready_for_pooling(encoded, tokenizer, what: str):
+    """``encoded`` (a :class:`kdlab.train.Encoded`) with every empty text given one token, checked by
+    :func:`check_no_pad_tokens`.
+
+    A decoder tokenizer adds no special tokens, so an empty text (the Hub data keeps the few it has)
+    encodes to nothing, which the classifier cannot pool; it becomes the eos token alone (the pad
+    token when there is no eos), the same input for every empty text.
+    """
+    from dataclasses import replace
+
+    import numpy as np
+
+    stand_in = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
+    ids = [x if len(x) else np.array([stand_in], np.int64) for x in encoded.input_ids]
+    check_no_pad_tokens(ids, tokenizer.pad_token_id, what)
+    return replace(encoded, input_ids=ids)
 
 
 def load_base_tokenizer(spec: LoraTeacherSpec):
@@ -293,6 +256,33 @@ def _base_name(spec: LoraTeacherSpec) -> str:
     return f"{spec.repo_id}@{spec.revision}" if spec.source == "hub" else "the tiny Qwen3"
 
 
+def teacher_record(model, spec: LoraTeacherSpec) -> dict:
+    """What the teacher's cards say of the model (kdlab.report.provenance names it from this): the
+    base (repository and revision, or the tiny config), its parameters (frozen, with the original
+    head), the trainable ones (adapter + head copy) and the adapter's settings."""
+    trainable, total = model.get_nb_trainable_parameters()  # counts 4-bit weights unpacked
+    record = {"architecture": ARCHITECTURE, "source": spec.source}
+    if spec.source == "hub":
+        record.update(repo_id=spec.repo_id, revision=spec.revision)
+    else:
+        record["tiny"] = asdict(spec.tiny)
+    record.update(parameters=int(total - trainable), trainable_parameters=int(trainable),
+                  adapter={"rank": spec.rank, "alpha": spec.alpha, "dropout": spec.dropout,
+                           "target_modules": list(spec.target_modules), "load_in_4bit": spec.load_in_4bit,
+                           "gradient_checkpointing": spec.gradient_checkpointing})
+    return record
+
+
+def _sort_adapter_config(path: Path) -> None:
+    """peft keeps ``target_modules`` (and ``exclude_modules``) as sets and writes them in hash order,
+    which differs between processes; sorted, the file is the same in every run (peft reads a list too)."""
+    config = json.loads(path.read_text())
+    for key in ("target_modules", "exclude_modules"):
+        if isinstance(config.get(key), list):
+            config[key] = sorted(config[key])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
 def frozen_base_state_dict(peft_model) -> dict:
     """The base's own weights inside a peft model (LoRA wrappers and the head copy stripped)."""
     state = {}
@@ -322,6 +312,7 @@ def save_lora_teacher(model, tokenizer, folder: str | Path, spec: LoraTeacherSpe
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
+        _sort_adapter_config(tmp / ADAPTER_CONFIG)
         tokenizer.save_pretrained(str(tmp))
         if spec.source == "tiny":
             (tmp / TINY_BASE_DIR).mkdir()

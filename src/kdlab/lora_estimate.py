@@ -17,7 +17,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from kdlab.lora import QWEN3_LINEAR_MODULES
+from kdlab.teacher_config import QWEN3_LINEAR_MODULES
 
 GIB = 2**30
 NF4_BITS = 4 + 8 / 64 + 32 / (64 * 256)  # NF4 + double-quantised absmax (8-bit per 64, fp32 per 256 blocks)

@@ -6,6 +6,7 @@ run there. ``Layout(root)`` re-roots them for tests.
     data/prepared/   prepare   -> {train,val,test}.parquet, data_card.json, sources.json
     data/tokenizer/  tokenizer -> the student's (and a trained teacher's) tokenizer
     data/teacher/    teacher   -> *_logits_{raw,final}.npz, metadata.json, teacher_card.json
+                                (+ adapter/: a LoRA teacher's peft adapter, teacher.source lora)
     runs/<arm>/      train@arm (and sweep@T-a) -> predictions.npz, arm.json, model.safetensors, train_log.csv
     results/study.json  study  -> the effective configuration (what every later stage runs with)
     metrics/         evaluate  -> one JSON of metrics per arm and the teacher (dvc metrics)
@@ -77,6 +78,11 @@ class Layout:
     @property
     def teacher_card(self) -> Path:
         return self.teacher / "teacher_card.json"
+
+    @property
+    def teacher_adapter(self) -> Path:
+        """A LoRA teacher's adapter folder (kdlab.lora.save_lora_teacher; reload with load_lora_teacher)."""
+        return self.teacher / "adapter"
 
     # train@arm
     def run(self, arm: str) -> Path:

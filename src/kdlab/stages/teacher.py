@@ -2,10 +2,13 @@
 
 ``teacher.source: published`` downloads the Qwen3-32B + LoRA logits (pinned),
 checks shapes, finiteness and that stored labels equal the prepared labels row
-by row. ``trained`` (demo) trains a larger tiny ModernBERT with kdlab's own
-trainer on train+test minus a held-out calibration fold, fits a post-hoc
-temperature on that fold, and writes the same files. Output: data/teacher/
-(see kdlab.teacher for the format) and teacher_card.json.
+by row. ``trained`` (a tiny ModernBERT in the demo, ModernBERT-base on a GPU)
+and ``lora`` (Qwen3 + a LoRA adapter + a classification head, kdlab.lora) are
+trained by kdlab on train+test minus a held-out calibration fold, through the
+students' path (kdlab.fit); a post-hoc temperature is fitted on that fold, and
+the same files are written. Output: data/teacher/ (see kdlab.teacher for the
+format), metadata.json, teacher_card.json and, for ``lora``, the peft adapter
+in data/teacher/adapter/.
 """
 
 from __future__ import annotations
@@ -13,16 +16,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import tempfile
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from kdlab import calibration, checkpoint, data, io, metrics, records, remote, teacher, validate
 from kdlab.arms import load_teacher_val
+from kdlab.checkpoint import ModelState
 from kdlab.config import Config
 from kdlab.paths import Layout
 from kdlab.stages.common import StageError, fixed_name, run_stage, stage_main
 
+if TYPE_CHECKING:  # kdlab.fit loads the training code, which reading published logits does not need
+    from kdlab.fit import Recipe
+
 STAGE = "teacher"
+CALIBRATION_FOLD = "held-out calibration rows of train+test"
 
 
 def published(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
@@ -67,49 +77,97 @@ def published(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict
     return meta
 
 
-def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
-    """Train a teacher with kdlab's own trainer (demo profile) and fit its temperature."""
-    # the training stack loads only here: reading published logits (audit) needs none of it
+@dataclass(frozen=True)
+class OwnTeacher:
+    """What differs between the teachers kdlab trains: the recipe (kdlab.fit), the tokenizer, the
+    spec the run's speed is keyed to (kdlab.progress.speed_key), and ``finish(model)``, which writes what
+    the model leaves besides logits and returns the metadata that describes it."""
+
+    recipe: Recipe
+    tokenizer: Any
+    speed_spec: Any
+    finish: Callable[[Any], dict]
+
+
+def modernbert_teacher(cfg: Config, layout: Layout, n_classes: int) -> OwnTeacher:
+    """``teacher.source: trained``: a ModernBERT (tiny, or -base at a pinned commit) with the students' tokenizer."""
+    from kdlab.fit import Recipe
     from kdlab.losses import ce_loss
     from kdlab.models import build_classifier
     from kdlab.tokenization import load_tokenizer
-    from kdlab.device import require_device
-    from kdlab.fingerprint import stage_checkpointing
-    from kdlab.progress import speed_key
-    from kdlab.train import encode, make_accelerator, predict_logits, train_classifier
 
     spec = cfg.teacher.trained
-    require_device(spec.optim, "teacher")
-    checkpointing = stage_checkpointing(STAGE, spec.optim.checkpoint_every)
     tokenizer = load_tokenizer(layout.tokenizer)
-    frame = data.training_frame(splits, ["train", "test"])
-    fit_rows, cal_rows = data.stratified_val_split(frame["label"].to_numpy(), spec.calibration_fraction, cfg.seed)
-    max_len = cfg.data.max_length
-    fit = encode(frame["text"].iloc[fit_rows].tolist(), frame["label"].to_numpy()[fit_rows], tokenizer, max_len)
-    everything = encode(frame["text"].tolist(), frame["label"].to_numpy(), tokenizer, max_len)
-    val = encode(splits["val"]["text"].tolist(), splits["val"]["label"].to_numpy(), tokenizer, max_len)
+    recipe = Recipe(stage=STAGE, optim=spec.optim, loss_fn=lambda s, t, y: ce_loss(s, y), seed=cfg.seed,
+                    build=lambda _: build_classifier(spec.backbone, n_classes, tokenizer, cfg.seed))
+    return OwnTeacher(recipe, tokenizer, spec.backbone, lambda model: {"backbone": dataclasses.asdict(spec.backbone)})
 
-    accelerator = make_accelerator(spec.optim)
-    model = build_classifier(spec.backbone, n_classes, tokenizer, cfg.seed)
-    summary, model = train_classifier(
-        accelerator, model, fit, spec.optim, lambda s, t, y: ce_loss(s, y), tokenizer.pad_token_id, cfg.seed,
-        log_path=layout.teacher / "train_log.csv", desc=STAGE, checkpointing=checkpointing,
-    )
-    raw_tt = predict_logits(accelerator, model, everything, spec.optim.eval_batch_size, tokenizer.pad_token_id)
-    raw_val = predict_logits(accelerator, model, val, spec.optim.eval_batch_size, tokenizer.pad_token_id)
-    diverged = "training diverged: lower teacher.trained.optim.learning_rate or set its precision to fp32"
+
+def lora_teacher(cfg: Config, layout: Layout, n_classes: int) -> OwnTeacher:
+    """``teacher.source: lora``: Qwen3 + a LoRA adapter + a classification head (kdlab.lora); the base's
+    own tokenizer (a tiny base: the students'), padding set explicitly; a checkpoint keeps only the
+    trainable tensors; the adapter is saved under data/teacher/adapter."""
+    from kdlab import lora
+    from kdlab.fit import Recipe
+    from kdlab.losses import ce_loss
+    from kdlab.tokenization import load_tokenizer
+
+    spec = cfg.teacher.lora
+    lora.require_4bit_support(spec.model)  # before anything is downloaded
+    if spec.model.source == "hub":
+        tokenizer = lora.load_base_tokenizer(spec.model)
+    else:
+        tokenizer = load_tokenizer(layout.tokenizer)
+        lora.configure_padding(tokenizer, spec.model)
+
+    def finish(model) -> dict:
+        lora.save_lora_teacher(model, tokenizer, layout.teacher_adapter, spec.model, n_classes, cfg.seed)
+        adapter = io.read_json(layout.teacher_adapter / lora.ADAPTER_CONFIG)
+        return {"backbone": lora.teacher_record(model, spec.model),
+                "adapter": {"folder": layout.teacher_adapter.name, "config": adapter,
+                            "reload": "kdlab.lora.load_lora_teacher(folder), or peft.PeftModel.from_pretrained"}}
+
+    recipe = Recipe(stage=STAGE, optim=spec.optim, loss_fn=lambda s, t, y: ce_loss(s, y), seed=cfg.seed,
+                    build=lambda accelerator: lora.build_lora_teacher(spec.model, n_classes, tokenizer, cfg.seed,
+                                                                      accelerator.mixed_precision),
+                    model_state=ModelState(lora.trainable_state_dict, lora.load_trainable_state_dict),
+                    prepare=lambda name, rows: lora.ready_for_pooling(rows, tokenizer, f"teacher: the {name} texts"))
+    return OwnTeacher(recipe, tokenizer, spec.model, finish)
+
+
+def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
+    """Train the teacher of ``teacher.trained`` or ``teacher.lora`` on train+test minus a held-out
+    calibration fold, fit its temperature on that fold, write the published files; return the metadata."""
+    # the training stack loads only here: reading published logits (audit) needs none of it
+    from kdlab.fit import Texts, fit_and_predict
+    from kdlab.progress import speed_key
+
+    key = f"teacher.{cfg.teacher.source}"
+    own = cfg.teacher.own
+    teacher = (modernbert_teacher if cfg.teacher.source == "trained" else lora_teacher)(cfg, layout, n_classes)
+    frame = data.training_frame(splits, ["train", "test"])
+    labels_tt = frame["label"].to_numpy()
+    fit_rows, cal_rows = data.stratified_val_split(labels_tt, own.calibration_fraction, cfg.seed)
+    texts = frame["text"]
+    val = splits["val"]
+    fitted = fit_and_predict(teacher.recipe, teacher.tokenizer, cfg.data.max_length,
+                             Texts(texts.iloc[fit_rows].tolist(), labels_tt[fit_rows]),
+                             {"train+test": Texts(texts.tolist(), labels_tt),
+                              "val": Texts(val["text"].tolist(), val["label"].to_numpy())},
+                             log_path=layout.teacher / "train_log.csv")
+    raw_tt, raw_val = fitted.logits["train+test"], fitted.logits["val"]
+    diverged = f"training diverged: lower {key}.optim.learning_rate or set its precision to fp32"
 
     def fp16(values, what):
         return validate.as_float16(f"teacher: the trained teacher's {what}", values, diverged)
 
     validate.check_finite("teacher: the trained teacher's train+test logits", raw_tt, "logits", diverged)
     validate.check_finite("teacher: the trained teacher's val logits", raw_val, "logits", diverged)
-    temp = calibration.fit_temperature(raw_tt[cal_rows], frame["label"].to_numpy()[cal_rows])
+    temp = calibration.fit_temperature(raw_tt[cal_rows], labels_tt[cal_rows])
     if not temp.converged:
         raise StageError(f"teacher: temperature fit did not converge (|grad| {temp.grad_norm:.3g}, "
-                         f"T {temp.temperature:.4g}); increase teacher.trained.calibration_fraction")
-    labels_tt = frame["label"].to_numpy()
-    val_labels, val_tiers = splits["val"]["label"].to_numpy(), data.tier_codes_of(splits["val"])
+                         f"T {temp.temperature:.4g}); increase {key}.calibration_fraction")
+    val_labels, val_tiers = val["label"].to_numpy(), data.tier_codes_of(val)
     files = {  # every cast checked before the first file is written
         layout.teacher_train_test_raw: dict(logits=fp16(raw_tt, "train+test logits"), labels=labels_tt),
         layout.teacher_train_test_final: dict(logits=fp16(raw_tt / temp.temperature, "scaled train+test logits"),
@@ -120,11 +178,12 @@ def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
     }
     for path, arrays in files.items():
         io.save_npz(path, **arrays)
-    return {"source": "trained", "temperature": temp.temperature,
-            "temperature_fit": {**temp.__dict__, "fold": "held-out calibration rows of train+test",
-                                "rows": int(len(cal_rows))},
-            "training": {**summary.record, "rows": int(len(fit_rows))}, "backbone": dataclasses.asdict(spec.backbone),
-            "run_facts": {**summary.run_facts, "speed_key": speed_key(spec.backbone, spec.optim, max_len, 1)}}
+    summary = fitted.summary
+    return {"source": cfg.teacher.source, "temperature": temp.temperature,
+            "temperature_fit": {**temp.__dict__, "fold": CALIBRATION_FOLD, "rows": int(len(cal_rows))},
+            "training": {**summary.record, "rows": int(len(fit_rows))}, **teacher.finish(fitted.model),
+            "run_facts": {**summary.run_facts,
+                          "speed_key": speed_key(teacher.speed_spec, own.optim, cfg.data.max_length, 1)}}
 
 
 def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:

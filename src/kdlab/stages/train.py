@@ -49,17 +49,13 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     # torch, transformers and accelerate (and pandas) load here, not at module import: an audit run
     # (16 arms, no training) would otherwise pay their ~2 s import in every train@<arm> process
     from kdlab import data
+    from kdlab.fit import Recipe, Texts, fit_and_predict
     from kdlab.losses import make_loss_fn
     from kdlab.models import backbone_record, build_classifier
     from kdlab.tokenization import load_tokenizer
-    from kdlab.device import require_device
-    from kdlab.fingerprint import stage_checkpointing
     from kdlab.model_card import publish_arm
     from kdlab.progress import speed_key
-    from kdlab.train import encode, make_accelerator, predict_logits, train_classifier
 
-    require_device(cfg.optim, stage_of(arm.name))
-    checkpointing = stage_checkpointing(stage_of(arm.name), cfg.optim.checkpoint_every)
     splits = {name: data.load_split(layout.prepared, name) for name in data.SPLITS}
     teacher_logits = None
     if arm.uses_teacher:  # checked before anything is loaded or trained
@@ -71,20 +67,14 @@ def trained(cfg: Config, layout: Layout, arm: ArmConfig, n_classes: int) -> tupl
     if cfg.optim.max_train_samples:
         frame = frame.iloc[: cfg.optim.max_train_samples]
     max_len = cfg.data.max_length
-    train_set = encode(frame["text"].tolist(), frame["label"].to_numpy(), tokenizer, max_len,
-                       teacher_rows=frame["teacher_row"].to_numpy())
     val = splits["val"]
-    val_set = encode(val["text"].tolist(), val["label"].to_numpy(), tokenizer, max_len)
-
-    accelerator = make_accelerator(cfg.optim)
-    model = build_classifier(cfg.student, n_classes, tokenizer, cfg.seed)
-    summary, model = train_classifier(
-        accelerator, model, train_set, cfg.optim, make_loss_fn(arm), tokenizer.pad_token_id, cfg.seed,
-        teacher_logits=teacher_logits, log_path=layout.run(arm.name) / "train_log.csv", desc=stage_of(arm.name),
-        checkpointing=checkpointing,
-    )
-    logits = predict_logits(accelerator, model, val_set, cfg.optim.eval_batch_size, tokenizer.pad_token_id,
-                            desc=f"predict@{arm.name}")
+    recipe = Recipe(stage=stage_of(arm.name), optim=cfg.optim, loss_fn=make_loss_fn(arm), seed=cfg.seed,
+                    build=lambda _: build_classifier(cfg.student, n_classes, tokenizer, cfg.seed))
+    fitted = fit_and_predict(recipe, tokenizer, max_len,
+                             Texts(frame["text"].tolist(), frame["label"].to_numpy(), frame["teacher_row"].to_numpy()),
+                             {"val": Texts(val["text"].tolist(), val["label"].to_numpy())},
+                             teacher_logits=teacher_logits, log_path=layout.run(arm.name) / "train_log.csv")
+    accelerator, model, summary, logits = fitted.accelerator, fitted.model, fitted.summary, fitted.logits["val"]
     if not accelerator.is_main_process:
         return None
     logits = validate.as_float16(f"train@{arm.name}: the model's val logits", logits,
