@@ -11,6 +11,11 @@ from kdlab.report.provenance import RunFacts
 TINY_STUDENT = {"source": "tiny", "tiny": {"num_hidden_layers": 2, "hidden_size": 64}}
 TINY_TEACHER = {"source": "tiny", "tiny": {"num_hidden_layers": 2, "hidden_size": 128}}
 BASE = {"source": "hub", "repo_id": "answerdotai/ModernBERT-base"}
+LORA = {"architecture": "Qwen3 + LoRA", "adapter": {"rank": 16, "alpha": 32, "target_modules": ["q_proj", "v_proj"]}}
+LORA_32B = {**LORA, "source": "hub", "repo_id": "Qwen/Qwen3-32B", "revision": "9216db5781bf21249d130ec9da846c4624c16137",
+            "parameters": 31_984_210_944, "trainable_parameters": 20_500_480}  # as kdlab.lora.teacher_record writes
+LORA_TINY = {**LORA, "source": "tiny", "tiny": {"num_hidden_layers": 2, "hidden_size": 64},
+             "parameters": 190_000, "trainable_parameters": 41_000, "adapter": {"rank": 8}}
 STUDENTS = {"tiny": [{"available": True, "source": "trained", "backbone": TINY_STUDENT}] * 2,
             "base": [{"available": True, "source": "trained", "backbone": BASE}],
             "published": [{"available": True, "source": "published"},
@@ -62,7 +67,8 @@ def test_a_tiny_teacher_is_never_called_large():
 @pytest.mark.parametrize("data, teacher, students, expected", [
     ("hub", {"source": "trained", "backbone": TINY_TEACHER}, "base", "NOT THE STUDY'S SETUP: tiny models"),
     ("hub", {"source": "trained"}, "base", "NOT THE STUDY'S SETUP: teacher trained by kdlab"),
-    ("hub", {"source": "lora", "backbone": BASE}, "base", "NOT THE STUDY'S SETUP: lora teacher"),
+    ("hub", {"source": "lora", "backbone": LORA_32B}, "base", "NOT THE STUDY'S SETUP: LoRA teacher trained by kdlab"),
+    ("synthetic", {"source": "lora", "backbone": LORA_TINY}, "tiny", "DEMO: synthetic data, tiny models \u2014"),
     ("local", {"source": "published"}, "published", "NOT THE STUDY'S SETUP: local data file \u2014"),
     ("synthetic", {"source": "published"}, "published", "DEMO: synthetic data \u2014"),
 ])
@@ -70,6 +76,18 @@ def test_every_combination_of_data_and_teacher(data, teacher, students, expected
     run = facts(data, teacher, students)
     assert provenance.warning(run).startswith(expected)
     assert provenance.published_applies(run)[0] is False
+
+
+def test_a_lora_teacher_is_named_with_its_base_model_and_size():
+    big = facts("hub", {"source": "lora", "backbone": LORA_32B}, "base")
+    assert provenance.teacher_phrase(big) == ("a LoRA teacher trained by kdlab (Qwen/Qwen3-32B + LoRA rank 16 "
+                                              "(31.98B parameters, 20.50M trainable))")
+    tiny = facts("synthetic", {"source": "lora", "backbone": LORA_TINY}, "tiny")
+    phrase = provenance.distilled_from(tiny)
+    assert "tiny Qwen3 (2 layers, hidden size 64) + LoRA rank 8 (190.0K parameters, 41.0K trainable)" in phrase
+    assert "ModernBERT" not in phrase and "32B" not in phrase
+    unknown = facts("hub", {"source": "lora"}, "base")
+    assert "base model not recorded" in provenance.teacher_phrase(unknown)
 
 
 def test_what_the_cards_record_is_what_the_labels_say():

@@ -326,7 +326,10 @@ def save_lora_teacher(model, tokenizer, folder: str | Path, spec: LoraTeacherSpe
             "versions": {"transformers": transformers.__version__, "peft": peft.__version__},
         }
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700; give the folder the usual mode
+        mask = _umask()
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp creates 0700; give the folder the usual mode
+        for path in tmp.rglob("*"):  # and the files (peft writes the weights 0600)
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
         old = folder.with_name(f".{folder.name}.old")
         shutil.rmtree(old, ignore_errors=True)  # left by a save interrupted between the two renames
         if folder.exists():

@@ -69,10 +69,11 @@ def processes_of(launcher: str) -> int:
 
 def training_of(stage: str, cfg: Config, sizes: tuple[int, int] | None) -> Training | None:
     """The size of ``stage`` if it trains (None for every other stage); 0 rows when the data size is unknown."""
-    if stage == "teacher" and cfg.teacher.source == "trained":
-        spec = cfg.teacher.trained
+    if stage == "teacher" and cfg.teacher.own is not None:
+        spec = cfg.teacher.own
         rows = round(sum(sizes) * (1 - spec.calibration_fraction)) if sizes else 0
-        optim, backbone, processes = spec.optim, spec.backbone, 1
+        backbone = spec.backbone if cfg.teacher.source == "trained" else spec.model  # lora: the Qwen3 + LoRA spec
+        optim, processes = spec.optim, 1
     elif (stage.startswith("train@") or stage.startswith("sweep@")) and cfg.arm_source == "train":
         arm = cfg.arm(stage.split("@", 1)[1] if stage.startswith("train@") else stage)
         rows = (sizes[0] + (sizes[1] if arm.train_splits == "train+test" else 0)) if sizes else 0
@@ -117,7 +118,7 @@ def estimate(training: Training, device: str, speeds: dict, bench: dict | None, 
         stage, rate = next(((s, r) for s, r in same if s == training.stage), same[0])
         return Estimate(training.rows * training.epochs / rate,
                         f"measured: {rate:,.1f} examples/s in logs/{stage}.json")
-    if bench is not None:
+    if bench is not None and "rank" not in training.key["backbone"]:  # the benchmark trains a ModernBERT, no LoRA
         rate = bench["examples_per_s"]
         return Estimate(training.rows * training.epochs / rate,
                         f"benchmark: {rate:,.1f} examples/s (benchmarks/train_throughput.py)")
@@ -125,6 +126,9 @@ def estimate(training: Training, device: str, speeds: dict, bench: dict | None, 
     if "T4" in device and repo_id.endswith("ModernBERT-base") and training.key["processes"] == 1:
         seconds = COURSE_T4_MINUTES * 60 * training.rows * training.epochs / (COURSE_ROWS * 3)
         return Estimate(seconds, "estimate: the course's T4 figure (about 80 min per arm of 79,278 rows)")
+    if "rank" in training.key["backbone"]:
+        return Estimate(None, "unknown: no LoRA teacher of this size has trained on this device yet "
+                              "(docs/lora_teacher.md estimates one per GPU class)")
     return Estimate(None, "unknown: nothing with this model has trained on this device yet (or pass --bench)")
 
 

@@ -2,7 +2,8 @@
 
 The labels come from the pipeline's OUTPUTS, never from params: ``data/prepared/data_card.json``
 (``source``: hub, local or synthetic), ``data/teacher/teacher_card.json`` (``source``: published,
-trained, ...; ``backbone`` or ``model`` when the teacher stage records one) and each
+trained, lora; ``backbone`` or ``model`` when the teacher stage records one: a LoRA teacher's names
+its base model and sizes, kdlab.lora.teacher_record) and each
 ``runs/<arm>/arm.json`` (``source``: trained or published; ``backbone`` for a trained arm).
 So a run on a user's own data with the demo's tiny models says exactly that, and a run
 with a tiny teacher never claims a large one.
@@ -56,12 +57,37 @@ def is_tiny(backbone: Optional[Mapping | str]) -> bool:
     return isinstance(backbone, Mapping) and backbone.get("source") == "tiny"
 
 
+def count_phrase(n: int) -> str:
+    """A parameter count people read: ``31.98B``, ``20.50M``, ``12.3K``, ``512``."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M")):
+        if n >= scale:
+            return f"{n / scale:.2f}{suffix}"
+    return f"{n / 1e3:.1f}K" if n >= 1e3 else str(n)
+
+
+def lora_phrase(backbone: Mapping) -> str:
+    """``Qwen/Qwen3-32B + LoRA rank 16 (31.98B parameters, 20.50M trainable)``; a tiny base is named
+    ``tiny Qwen3 (2 layers, hidden size 64)``. Sizes are the counts the teacher stage recorded."""
+    if is_tiny(backbone):
+        tiny = backbone.get("tiny") or {}
+        base = f"tiny Qwen3 ({tiny.get('num_hidden_layers', '?')} layers, hidden size {tiny.get('hidden_size', '?')})"
+    else:
+        base = str(backbone.get("repo_id") or "Qwen3")
+    adapter = backbone.get("adapter") or {}
+    sizes = [f"{count_phrase(backbone[k])} {w}" for k, w in (("parameters", "parameters"),
+                                                              ("trainable_parameters", "trainable")) if k in backbone]
+    return f"{base} + LoRA rank {adapter.get('rank', '?')}" + (f" ({', '.join(sizes)})" if sizes else "")
+
+
 def model_phrase(backbone: Optional[Mapping | str]) -> Optional[str]:
-    """``tiny ModernBERT (2 layers, hidden size 64)``, a Hub repo id, a recorded model name, or None."""
+    """``tiny ModernBERT (2 layers, hidden size 64)``, a LoRA teacher (:func:`lora_phrase`), a Hub repo id,
+    a recorded model name, or None."""
     if backbone is None:
         return None
     if isinstance(backbone, str):
         return backbone
+    if str(backbone.get("architecture", "")).endswith("LoRA"):  # kdlab.lora.teacher_record
+        return lora_phrase(backbone)
     if is_tiny(backbone):
         tiny = backbone.get("tiny") or {}
         return (f"tiny ModernBERT ({tiny.get('num_hidden_layers', '?')} layers, "
@@ -78,6 +104,8 @@ def teacher_phrase(facts: RunFacts) -> str:
         return f"the published teacher logits ({model or STUDY_TEACHER})"
     if facts.teacher_source == "trained":
         return f"a teacher trained by kdlab ({model or 'size not recorded in teacher_card.json'})"
+    if facts.teacher_source == "lora":
+        return f"a LoRA teacher trained by kdlab ({model or 'base model not recorded in teacher_card.json'})"
     return f"a {facts.teacher_source} teacher ({model or 'size not recorded in teacher_card.json'})"
 
 
@@ -122,8 +150,8 @@ def deviations(facts: RunFacts) -> list[str]:
     if any_tiny(facts):
         out.append("tiny models")
     if facts.teacher_source not in ("published",) and not is_tiny(facts.teacher_model):
-        out.append("teacher trained by kdlab" if facts.teacher_source == "trained"
-                   else f"{facts.teacher_source} teacher")
+        out.append({"trained": "teacher trained by kdlab", "lora": "LoRA teacher trained by kdlab"}.get(
+            facts.teacher_source, f"{facts.teacher_source} teacher"))
     return out
 
 

@@ -122,9 +122,11 @@ def lora_teacher(cfg: Config, layout: Layout, n_classes: int) -> OwnTeacher:
 
     def finish(model) -> dict:
         lora.save_lora_teacher(model, tokenizer, layout.teacher_adapter, spec.model, n_classes, cfg.seed)
-        adapter = io.read_json(layout.teacher_adapter / lora.ADAPTER_CONFIG)
+        saved = io.read_json(layout.teacher_adapter / lora.ADAPTER_CONFIG)  # what peft wrote, in its own keys
+        config = {k: saved.get(k) for k in ("peft_type", "task_type", "r", "lora_alpha", "lora_dropout",
+                                             "target_modules", "modules_to_save", "bias", "revision")}
         return {"backbone": lora.teacher_record(model, spec.model),
-                "adapter": {"folder": layout.teacher_adapter.name, "config": adapter,
+                "adapter": {"folder": layout.teacher_adapter.name, "config": config,
                             "reload": "kdlab.lora.load_lora_teacher(folder), or peft.PeftModel.from_pretrained"}}
 
     recipe = Recipe(stage=STAGE, optim=spec.optim, loss_fn=lambda s, t, y: ce_loss(s, y), seed=cfg.seed,
@@ -200,6 +202,10 @@ def run(cfg: Config, layout: Layout, args: argparse.Namespace) -> None:
     card = {"source": meta["source"], "temperature": meta["temperature"]}
     if "backbone" in meta:  # what the report's labels name (a trained teacher's size)
         card["backbone"] = meta["backbone"]
+    if "temperature_fit" in meta:  # a teacher kdlab trained: where its T comes from
+        fit = meta["temperature_fit"]
+        card["temperature_fit"] = {"fold": fit["fold"], "rows": fit["rows"], "converged": fit["converged"],
+                                   "calibration_fraction": cfg.teacher.own.calibration_fraction}
     for name in ("final", "raw"):
         pred = load_teacher_val(layout, rows, name)  # read back as every later stage reads it
         card[name] = metrics.summarize(metrics.softmax(pred.logits32()), pred.labels, pred.preds, pred.tiers,
