@@ -138,7 +138,7 @@ def test_metadata_and_card_name_the_base_revision_adapter_and_fold(trained, hub_
     from kdlab.report.provenance import RunFacts, teacher_phrase
 
     phrase = teacher_phrase(RunFacts.from_cards({"source": "synthetic"}, card, []))
-    assert f"{hub_base} + LoRA rank 4 (" in phrase and "parameters" in phrase and "trainable)" in phrase
+    assert f"({hub_base}, rank-4 adapter; " in phrase and " parameters, " in phrase and " trainable)" in phrase
 
 
 def test_the_saved_adapter_reloads_with_peft_to_the_stored_logits(trained):

@@ -80,11 +80,12 @@ def test_every_combination_of_data_and_teacher(data, teacher, students, expected
 
 def test_a_lora_teacher_is_named_with_its_base_model_and_size():
     big = facts("hub", {"source": "lora", "backbone": LORA_32B}, "base")
-    assert provenance.teacher_phrase(big) == ("a LoRA teacher trained by kdlab (Qwen/Qwen3-32B + LoRA rank 16 "
-                                              "(31.98B parameters, 20.50M trainable))")
+    assert provenance.teacher_phrase(big) == ("a LoRA teacher trained by kdlab (Qwen/Qwen3-32B, rank-16 adapter; "
+                                              "31.98B parameters, 20.50M trainable)")
     tiny = facts("synthetic", {"source": "lora", "backbone": LORA_TINY}, "tiny")
     phrase = provenance.distilled_from(tiny)
-    assert "tiny Qwen3 (2 layers, hidden size 64) + LoRA rank 8 (190.0K parameters, 41.0K trainable)" in phrase
+    assert ("tiny Qwen3 with 2 layers and hidden size 64, rank-8 adapter; 190.0K parameters, 41.0K trainable)"
+            in phrase)
     assert "ModernBERT" not in phrase and "32B" not in phrase
     unknown = facts("hub", {"source": "lora"}, "base")
     assert "base model not recorded" in provenance.teacher_phrase(unknown)

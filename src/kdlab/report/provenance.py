@@ -66,17 +66,19 @@ def count_phrase(n: int) -> str:
 
 
 def lora_phrase(backbone: Mapping) -> str:
-    """``Qwen/Qwen3-32B + LoRA rank 16 (31.98B parameters, 20.50M trainable)``; a tiny base is named
-    ``tiny Qwen3 (2 layers, hidden size 64)``. Sizes are the counts the teacher stage recorded."""
+    """``Qwen/Qwen3-32B, rank-16 adapter; 31.98B parameters, 20.50M trainable``, or for a tiny base
+    ``tiny Qwen3 with 2 layers and hidden size 64, rank-8 adapter; ...``: the counts the teacher stage
+    recorded (kdlab.lora.teacher_record)."""
     if is_tiny(backbone):
         tiny = backbone.get("tiny") or {}
-        base = f"tiny Qwen3 ({tiny.get('num_hidden_layers', '?')} layers, hidden size {tiny.get('hidden_size', '?')})"
+        base = (f"tiny Qwen3 with {tiny.get('num_hidden_layers', '?')} layers and hidden size "
+                f"{tiny.get('hidden_size', '?')}")
     else:
         base = str(backbone.get("repo_id") or "Qwen3")
     adapter = backbone.get("adapter") or {}
     sizes = [f"{count_phrase(backbone[k])} {w}" for k, w in (("parameters", "parameters"),
                                                               ("trainable_parameters", "trainable")) if k in backbone]
-    return f"{base} + LoRA rank {adapter.get('rank', '?')}" + (f" ({', '.join(sizes)})" if sizes else "")
+    return f"{base}, rank-{adapter.get('rank', '?')} adapter" + (f"; {', '.join(sizes)}" if sizes else "")
 
 
 def model_phrase(backbone: Optional[Mapping | str]) -> Optional[str]:
