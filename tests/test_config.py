@@ -123,6 +123,21 @@ def test_demo_profile_is_offline_and_small():
     assert cfg.evaluation.bootstrap.resamples == 1000 and cfg.evaluation.ece_bins == 15
 
 
+def test_the_lora_teachers_compose_the_studys_size_and_the_demos_tiny_one():
+    """-S teacher=lora: Qwen3-32B at a commit, rank 16 on q/v, a GPU; -S teacher=lora_tiny wins over the demo
+    profile's own teacher and needs neither a GPU nor a download."""
+    big = config_from_mapping(composed("teacher=lora")).teacher
+    m = big.lora.model
+    assert big.source == "lora" and big.own is big.lora and big.trained is None and big.published is None
+    assert (m.source, m.repo_id, m.revision) == ("hub", "Qwen/Qwen3-32B", "9216db5781bf21249d130ec9da846c4624c16137")
+    assert (m.rank, m.alpha, m.target_modules, m.load_in_4bit) == (16, 32, ("q_proj", "v_proj"), False)
+    assert big.lora.optim.require_gpu and m.gradient_checkpointing
+    demo = config_from_mapping(composed("profile=demo", "teacher=lora_tiny"))
+    assert demo.teacher.source == "lora" and demo.teacher.lora.model.source == "tiny"
+    assert not demo.teacher.lora.optim.require_gpu and demo.trains_models
+    assert config_from_mapping(composed("profile=audit")).teacher.own is None
+
+
 def test_an_explicit_setting_wins_over_the_profile():
     cfg = config_from_mapping(composed("profile=demo", "data=local", "data.local_train=/data/mine.csv",
                                        "optim.epochs=1"))
@@ -221,6 +236,14 @@ def _delete(*path):
     return edit
 
 
+def _lora(*path_and_value):
+    """Select conf/teacher/lora.yaml, then set the key under teacher.lora."""
+    def edit(raw):
+        raw["teacher"] = composed("teacher=lora")["teacher"]
+        _set("teacher", "lora", *path_and_value)(raw)
+    return edit
+
+
 BAD = {
     "alpha above 1": (_set("arms", "kd", "alpha", 1.5), ["arms.kd.alpha", "[0, 1]", "found 1.5"]),
     "alpha below 0": (_set("arms", "kd", "alpha", -0.1), ["arms.kd.alpha", "[0, 1]", "found -0.1"]),
@@ -303,6 +326,18 @@ BAD = {
     "a launcher for the teacher": (lambda raw: raw.update(teacher=dict(composed("profile=demo")["teacher"], trained=dict(
         composed("profile=demo")["teacher"]["trained"], optim={"launcher": "accelerate launch -m"}))),
                                    ["teacher.trained.optim.launcher", "always runs as 'python -m kdlab.stages.teacher'"]),
+    "lora teacher without its section": (_set("teacher", "source", "lora"),
+                                         ["teacher.source is 'lora' but teacher.lora is not set", "-S teacher=lora"]),
+    "lora base at a branch": (_lora("model", "revision", "main"),
+                              ["teacher.lora.model.revision", "40-character commit sha", "found 'main'"]),
+    "lora rank 0": (_lora("model", "rank", 0), ["teacher.lora.model.rank", "positive integer", "found 0"]),
+    "lora unknown module": (_lora("model", "target_modules", ["q_proj", "qkv"]),
+                            ["teacher.lora.model.target_modules", "found ['q_proj', 'qkv']"]),
+    "lora typo": (_lora("model", "ranq", 8), ["teacher.lora.model", "unknown key(s) ['ranq']", "'rank'"]),
+    "lora calibration fraction": (_lora("calibration_fraction", 1.0),
+                                  ["teacher.lora.calibration_fraction", "(0, 1)", "found 1.0"]),
+    "lora launcher": (_lora("optim", "launcher", "accelerate launch -m"),
+                      ["teacher.lora.optim.launcher", "always runs as 'python -m kdlab.stages.teacher'"]),
 }
 
 

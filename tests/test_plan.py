@@ -46,6 +46,16 @@ def test_a_trained_teacher_and_the_data_sizes_params_know(tmp_path):
     assert plan.split_sizes(train, Layout(tmp_path)) == (57_846, 21_432)  # data.expected of the Hub data
 
 
+def test_a_lora_teacher_is_sized_and_never_timed_by_the_student_benchmark(tmp_path):
+    cfg = config_from_mapping(composed("teacher=lora"))
+    teacher = plan.training_of("teacher", cfg, (57_846, 21_432))
+    assert (teacher.rows, teacher.steps) == (71_350, 2 * 4460)  # 90 % of 79,278 rows, batch 16, 2 epochs
+    assert teacher.key["backbone"]["repo_id"] == "Qwen/Qwen3-32B" and teacher.key["backbone"]["rank"] == 16
+    bench = {"examples_per_s": 100.0}  # a ModernBERT benchmark says nothing about a LoRA teacher
+    found = plan.estimate(teacher, "NVIDIA A100-SXM4-80GB", {}, bench, None, root=tmp_path)
+    assert found.seconds is None and "docs/lora_teacher.md" in found.source
+
+
 def training(cfg, stage="train@kd"):
     return plan.training_of(stage, cfg, (57_846, 21_432))
 

@@ -143,7 +143,7 @@ def make_train_loader(train: Encoded, batch_size: int, pad_id: int, seed: int, l
 
 
 def make_optimizer(model, optim: OptimConfig, fused: bool = False):
-    """AdamW at ``optim.learning_rate``; no weight decay on biases and norms.
+    """AdamW at ``optim.learning_rate`` over the trainable parameters; no weight decay on biases and norms.
 
     ``fused=True`` selects PyTorch's single-kernel AdamW (CUDA and CPU): the
     same update, rounded differently, so it is opt-in.
@@ -151,11 +151,10 @@ def make_optimizer(model, optim: OptimConfig, fused: bool = False):
     import torch
 
     no_decay = ("bias", "norm", "LayerNorm")
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # a LoRA teacher's base is frozen
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": optim.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-         "weight_decay": 0.0},
+        {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": optim.weight_decay},
+        {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=optim.learning_rate, **({"fused": True} if fused else {}))
 

@@ -78,7 +78,7 @@ def published(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict
 
 
 @dataclass(frozen=True)
-class OwnTeacher:
+class TeacherParts:
     """What differs between the teachers kdlab trains: the recipe (kdlab.fit), the tokenizer, the
     spec the run's speed is keyed to (kdlab.progress.speed_key), and ``finish(model)``, which writes what
     the model leaves besides logits and returns the metadata that describes it."""
@@ -89,7 +89,7 @@ class OwnTeacher:
     finish: Callable[[Any], dict]
 
 
-def modernbert_teacher(cfg: Config, layout: Layout, n_classes: int) -> OwnTeacher:
+def modernbert_teacher(cfg: Config, layout: Layout, n_classes: int) -> TeacherParts:
     """``teacher.source: trained``: a ModernBERT (tiny, or -base at a pinned commit) with the students' tokenizer."""
     from kdlab.fit import Recipe
     from kdlab.losses import ce_loss
@@ -100,10 +100,10 @@ def modernbert_teacher(cfg: Config, layout: Layout, n_classes: int) -> OwnTeache
     tokenizer = load_tokenizer(layout.tokenizer)
     recipe = Recipe(stage=STAGE, optim=spec.optim, loss_fn=lambda s, t, y: ce_loss(s, y), seed=cfg.seed,
                     build=lambda _: build_classifier(spec.backbone, n_classes, tokenizer, cfg.seed))
-    return OwnTeacher(recipe, tokenizer, spec.backbone, lambda model: {"backbone": dataclasses.asdict(spec.backbone)})
+    return TeacherParts(recipe, tokenizer, spec.backbone, lambda model: {"backbone": dataclasses.asdict(spec.backbone)})
 
 
-def lora_teacher(cfg: Config, layout: Layout, n_classes: int) -> OwnTeacher:
+def lora_teacher(cfg: Config, layout: Layout, n_classes: int) -> TeacherParts:
     """``teacher.source: lora``: Qwen3 + a LoRA adapter + a classification head (kdlab.lora); the base's
     own tokenizer (a tiny base: the students'), padding set explicitly; a checkpoint keeps only the
     trainable tensors; the adapter is saved under data/teacher/adapter."""
@@ -134,7 +134,7 @@ def lora_teacher(cfg: Config, layout: Layout, n_classes: int) -> OwnTeacher:
                                                                       accelerator.mixed_precision),
                     model_state=ModelState(lora.trainable_state_dict, lora.load_trainable_state_dict),
                     prepare=lambda name, rows: lora.ready_for_pooling(rows, tokenizer, f"teacher: the {name} texts"))
-    return OwnTeacher(recipe, tokenizer, spec.model, finish)
+    return TeacherParts(recipe, tokenizer, spec.model, finish)
 
 
 def trained(cfg: Config, layout: Layout, splits: dict, n_classes: int) -> dict:
