@@ -51,9 +51,9 @@ COPY = ["src", "conf", "params.yaml", "dvc.yaml", "dvc.lock", "metrics/headline"
         "pyproject.toml", ".gitignore", ".dvcignore"]
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command in ``cwd`` with analytics off; on failure show the tail of its output."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0"}
+def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command in ``cwd`` with analytics off (and ``env`` added); on failure show the tail of its output."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0", **(env or {})}
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")

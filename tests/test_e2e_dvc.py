@@ -144,5 +144,11 @@ def test_the_readme_queued_sweep_runs_on_the_demo(demo_repo, tmp_path):
             break
         time.sleep(5)
     assert "Failed" not in status and status.count("Success") == 2, status
-    shown = run(["bash", "-c", next(c for c in commands if c.startswith("dvc exp show"))], repo).stdout
-    assert "arms.kd.alpha" in shown or "alpha" in shown, shown
+    # every `dvc exp show` line of the README (its views and this example) fits 120 columns, nothing elided
+    views = [c for c in readme_block("- **Views.**") + commands if c.startswith("dvc exp show")]
+    assert len(views) == 3, views
+    for command in views:
+        shown = run(["bash", "-c", command], repo, env={"COLUMNS": "120"}).stdout
+        lines = [line for line in shown.splitlines() if line.strip()]
+        assert "\u2026" not in shown and max(map(len, lines)) <= 120, (command, shown)
+    assert "arms.kd.alpha" in run(["bash", "-c", views[-1]], repo, env={"COLUMNS": "120"}).stdout

@@ -348,6 +348,18 @@ def _validate_published(cfg: Config) -> None:
             f"{sorted(grid)}; remove them or add their values to sweep")
 
 
+def _prediction_files(published: Optional[PublishedPredictions]) -> list[Artifact]:
+    if published is None:
+        return []
+    return list(published.arms.values()) + [cell.file for cell in published.sweep]
+
+
+def _any_from_hub(files: list[Artifact]) -> bool:
+    """Whether any of ``files`` is read from the Hub rather than given as a local copy (whose rows are then
+    checked against the prepared split like any published file)."""
+    return any(not f.local for f in files)
+
+
 def validate(cfg: Config) -> Config:
     """Range and consistency checks that types alone cannot express."""
     src = cfg.source_file
@@ -358,13 +370,17 @@ def validate(cfg: Config) -> Config:
     validate_backbone(cfg.student, f"{src}: student")
     t = cfg.teacher
     validate_teacher(t, src)
-    if cfg.data.source != "hub":  # the published files are aligned row by row with the Hub data's splits
-        require(t.source != "published", f"{src}: teacher.source is 'published', but the published teacher logits "
-                f"belong to the Hub data and data.source is {cfg.data.source!r}; select a teacher kdlab trains on "
-                "your data: -S teacher=modernbert or -S teacher=lora (a GPU), or -S teacher=trained (tiny; or -S profile=cpu)")
-        require(cfg.arm_source != "published", f"{src}: arm_source is 'published' (the audit profile), but the "
-                f"published predictions belong to the Hub data's val split and data.source is {cfg.data.source!r}; "
-                "audit the Hub data, or train on yours (-S profile=cpu, or the train profile on a GPU)")
+    if cfg.data.source != "hub":  # the published files on the Hub are aligned row by row with the Hub data's splits
+        require(t.source != "published" or not _any_from_hub(t.published_files()),
+                f"{src}: teacher.source is 'published', but the published teacher logits belong to the Hub data and "
+                f"data.source is {cfg.data.source!r}; select a teacher kdlab trains on your data: -S teacher=modernbert "
+                "or -S teacher=lora (a GPU), or -S teacher=trained (tiny; or -S profile=cpu), or give files of that "
+                "layout made for your data with `local:`")
+        require(cfg.arm_source != "published" or not _any_from_hub(_prediction_files(cfg.published)),
+                f"{src}: arm_source is 'published' (the audit profile), but the published predictions belong to the "
+                f"Hub data's val split and data.source is {cfg.data.source!r}; audit the Hub data, or train on yours "
+                "(-S profile=cpu, or the train profile on a GPU), or give prediction files made for your data with "
+                "`local:`")
     _validate_sweep(cfg)
     _validate_arms(cfg)
     _validate_published(cfg)

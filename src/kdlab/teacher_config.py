@@ -96,6 +96,14 @@ class TeacherConfig:
         """The section of a teacher kdlab trains (``trained`` or ``lora``); None for published logits."""
         return None if self.source == "published" else getattr(self, self.source)
 
+    def published_files(self) -> list[Artifact]:
+        """The published teacher files a run reads (the train+test logits only when the students need them)."""
+        if self.published is None:
+            return []
+        p = self.published
+        return [p.val_final] + ([p.metadata] if p.metadata else []) + \
+            ([p.train_test_raw, p.train_test_final] if self.need_train_logits else [])
+
 
 def validate_spec(spec: LoraTeacherSpec, where: str = LORA_KEY) -> None:
     """Range checks types cannot express; ``where`` prefixes the key in messages (e.g. "params.yaml: teacher.lora.model")."""
