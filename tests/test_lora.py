@@ -289,6 +289,27 @@ def test_pad_token_is_set_explicitly_and_consistently(tokenizer):
         build_base(TINY, N_CLASSES, type("NoPad", (), {"pad_token_id": None})(), SEED)
 
 
+def test_an_empty_text_gets_one_token_and_is_pooled_at_it(tokenizer, encoded):
+    """A decoder tokenizer turns an empty text into no tokens; it becomes the eos token alone (here the
+    pad token: this tokenizer has no eos), which the classifier pools at position 0, as if unbatched."""
+    from kdlab.lora import ready_for_pooling
+    from kdlab.train import Encoded, make_collate
+
+    rows = Encoded([np.array([], np.int64), *encoded.input_ids[1:4]], encoded.labels[:4], encoded.teacher_rows[:4])
+    assert tokenizer.eos_token_id is None
+    ready = ready_for_pooling(rows, tokenizer, "val")
+    assert ready.input_ids[0].tolist() == [tokenizer.pad_token_id] and ready.input_ids[1:] == rows.input_ids[1:]
+    model = build_lora_teacher(TINY, N_CLASSES, tokenizer, SEED).eval()
+    batch = make_collate(ready, tokenizer.pad_token_id)([0, 1, 2, 3])
+    with torch.no_grad():
+        padded = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        alone = model(input_ids=torch.tensor([[tokenizer.pad_token_id]]), attention_mask=torch.ones(1, 1)).logits
+    torch.testing.assert_close(padded[0], alone[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(KdlabError, match=r"val: 1 text\(s\)"):
+        ready_for_pooling(Encoded([np.array([5, tokenizer.pad_token_id])], rows.labels[:1], rows.teacher_rows[:1]),
+                          tokenizer, "val")
+
+
 def test_texts_ending_in_the_pad_token_are_refused():
     check_no_pad_tokens([np.array([5, 6]), np.array([7])], pad_id=0, what="train")
     with pytest.raises(KdlabError, match=r"1 text\(s\)"):
