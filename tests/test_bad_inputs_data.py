@@ -1,8 +1,7 @@
 """Every bad data input of `prepare` refused with one clear line, and nothing half-written (issues 11, 13).
 
-One row of :data:`CASES` per bad input, in the format of the bad-input suite's harness (branch
-``inputs``, tests/bad_inputs.py: ``Case(name, repo, breaks, command, names, says)``), so the rows can
-move there. Until that harness is on main, the few lines below play its part for `prepare`: a good
+One row of :data:`CASES` per bad input, in the bad-input suite's format (tests/bad_inputs.py:
+``Case(name, repo, breaks, command, names, says)``), checked by its ``assert_refused``: a good
 repository (the cpu profile on tests/fixtures/own_complaints.csv, `prepare` already run) is copied,
 ONE input is broken, ``prepare``'s entry point runs in-process in the copy, and the test checks a
 non-zero exit, exactly one ``kdlab: error:`` line (other stderr lines only ``kdlab: warning:``), no
@@ -12,39 +11,23 @@ what to do, and that no file of the copy changed (the previous data/prepared is 
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io as _io
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 import pytest
-import yaml
 
+from bad_inputs import (Case, Outcome, _set_dotted, assert_refused, chain, changed_files, read_params, run_entry,
+                        snapshot, write_file, write_params)
 from conftest import REPO, composed, run
-from kdlab.stages import prepare
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CSV, LABELS, MERGE = "local/own_complaints.csv", "local/own_label_list.json", "local/own_merge_mapping.json"
 TEXT, LABEL = "Consumer Complaint", "Issue"
 ERROR, WARNING = "kdlab: error: ", "kdlab: warning: "
 COURSE_LABEL_LIST_SHA = composed("data=local")["data"]["course_files"]["label_list"]["sha256"]
-
-
-@dataclass(frozen=True)
-class Case:
-    """One bad input (the fields of tests/bad_inputs.py's Case on branch ``inputs``)."""
-
-    name: str
-    repo: str                       # "local": the good own-data repository below
-    breaks: Callable[[Path], None]  # edits ONE input of the copy (argument: the copy's root)
-    command: tuple[str, ...]        # ("prepare", ...): the entry point's arguments after the name
-    names: str                      # the file or the params key the error line names
-    says: tuple[str, ...] = ()      # the expected and found values, what to do
 
 
 # --------------------------------------------------------------------------- #
@@ -59,21 +42,6 @@ def good_params() -> dict:
     return raw
 
 
-def read_params(root: Path) -> dict:
-    return yaml.safe_load((root / "params.yaml").read_text())
-
-
-def write_params(root: Path, raw: dict) -> None:
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-
-
-def _set_dotted(mapping: dict, key: str, value: Any) -> None:
-    *parents, last = key.split(".")
-    for part in parents:
-        mapping = mapping[part]
-    mapping[last] = value
-
-
 def set_data(**changes: Any) -> Callable[[Path], None]:
     """params.yaml with ``data.<key>`` set for each change (dotted keys as ``a__b``)."""
     def breaks(root: Path) -> None:
@@ -84,27 +52,12 @@ def set_data(**changes: Any) -> Callable[[Path], None]:
     return breaks
 
 
-def write_file(relpath: str, content: bytes | str) -> Callable[[Path], None]:
-    def breaks(root: Path) -> None:
-        path = root / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return breaks
-
-
 def edit_csv(edit: Callable[[pd.DataFrame], pd.DataFrame], relpath: str = CSV) -> Callable[[Path], None]:
     """The fixture CSV rewritten by ``edit`` (as UTF-8 CSV, or parquet for a .parquet path)."""
     def breaks(root: Path) -> None:
         frame = edit(pd.read_csv(FIXTURES / "own_complaints.csv"))
         path = root / relpath
         (frame.to_parquet if path.suffix == ".parquet" else frame.to_csv)(path, index=False)
-    return breaks
-
-
-def chain(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
-    def breaks(root: Path) -> None:
-        for step in steps:
-            step(root)
     return breaks
 
 
@@ -119,19 +72,6 @@ def index_files(train: Any, val: Any) -> Callable[[Path], None]:
     return breaks
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """relative path -> sha256 of every file, DVC's own folder (.dvc/: its caches and locks) aside."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.relative_to(root).parts[0] != ".dvc"}
-
-
-def run_prepare(root: Path, args: tuple[str, ...] = ()) -> tuple[int, str, str]:
-    out, err = _io.StringIO(), _io.StringIO()
-    with contextlib.chdir(root), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = prepare.main(list(args))
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def good_repo(tmp_path_factory) -> Path:
     """params.yaml, dvc.yaml and .dvc/ (so `prepare` reads only the params dvc.yaml lists for it), local/ and
@@ -143,7 +83,7 @@ def good_repo(tmp_path_factory) -> Path:
     shutil.copy2(REPO / "dvc.yaml", root / "dvc.yaml")
     run(["dvc", "init", "--no-scm", "-q"], root)
     write_params(root, good_params())
-    code, out, err = run_prepare(root)
+    code, out, err = run_entry(("prepare",), root)
     assert code == 0, err
     return root
 
@@ -288,15 +228,14 @@ CASES = DATA + INDEX
 # --------------------------------------------------------------------------- #
 # The tests
 # --------------------------------------------------------------------------- #
-def run_case(case: Case, good: Path, workdir: Path) -> tuple[int, str, str, list[str]]:
+def run_case(case: Case, good: Path, workdir: Path) -> Outcome:
+    """Copy the good own-data repository, break it, run ``prepare`` in-process; the outcome."""
     root = workdir / "repo"
     shutil.copytree(good, root)
     case.breaks(root)
     before = snapshot(root)
-    code, out, err = run_prepare(root, case.command[1:])
-    after = snapshot(root)
-    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    return code, out, err, changed
+    code, out, err = run_entry(case.command, root)
+    return Outcome(code, out, err, changed_files(before, snapshot(root)))
 
 
 def test_the_cases_are_distinct():
@@ -305,22 +244,14 @@ def test_the_cases_are_distinct():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_data_is_refused_in_one_line(case, good_repo, tmp_path):
-    code, out, err, changed = run_case(case, good_repo, tmp_path)
-    shown = f"\n--- stderr ---\n{err[-3000:]}\n--- stdout ---\n{out[-1000:]}"
-    assert code != 0, f"exit status 0{shown}"
-    errors = [line for line in err.splitlines() if line.startswith(ERROR)]
-    assert len(errors) == 1, f"expected one error line{shown}"
-    assert all(line.startswith((ERROR, WARNING)) for line in err.splitlines() if line.strip()), shown
-    for fragment in (case.names, *case.says):
-        assert fragment in errors[0], f"{fragment!r} not in the error line:\n{errors[0]}"
-    assert not changed, f"the refused run changed {changed}"
+    assert_refused(case, run_case(case, good_repo, tmp_path))
 
 
 def test_the_good_repository_prepares_cleanly(good_repo, tmp_path):
     """The baseline every case breaks: the fixture passes every check, with the expected warnings."""
     root = tmp_path / "repo"
     shutil.copytree(good_repo, root)
-    code, out, err = run_prepare(root)
+    code, out, err = run_entry(("prepare",), root)
     assert code == 0, err
     assert "prepare: 354 train / 39 val / 0 test rows (14 of 407 rows read dropped)" in out
     assert f"{WARNING}3 of the label list's 16 classes have no train row ('Overlimit fee', 'Convenience checks', " \
@@ -332,7 +263,7 @@ def test_an_excel_utf8_csv_with_a_byte_order_mark_is_read(good_repo, tmp_path):
     root = tmp_path / "repo"
     shutil.copytree(good_repo, root)
     (root / CSV).write_bytes(b"\xef\xbb\xbf" + (FIXTURES / "own_complaints.csv").read_bytes())
-    code, out, err = run_prepare(root)
+    code, out, err = run_entry(("prepare",), root)
     assert code == 0, err
 
 
@@ -341,7 +272,7 @@ def test_a_large_drop_is_accepted_when_allowed(good_repo, tmp_path):
     shutil.copytree(good_repo, root)
     edit_csv(half_unknown)(root)
     set_data(max_dropped_fraction=0.55, val_fraction=0.2)(root)
-    code, out, err = run_prepare(root)
+    code, out, err = run_entry(("prepare",), root)
     assert code == 0, err
     report = json.loads((root / "data/prepared/data_report.json").read_text())
     assert report["inputs"]["train+val"]["unknown_labels"][0] == {"label": "Some other issue", "rows": 204}
@@ -357,7 +288,7 @@ def test_without_a_gpu_the_train_profile_points_to_the_cpu_profile(good_repo, tm
     shutil.copytree(good_repo, root)
     write_params(root, composed("data=local", "teacher=modernbert", f"data.local_train={CSV}"))
     before = snapshot(root)
-    code, _, err = run_prepare(root)
+    code, _, err = run_entry(("prepare",), root)
     assert code == 1 and err.startswith(ERROR) and len(err.strip().splitlines()) == 1, err
     assert "needs a CUDA GPU" in err and "dvc exp run -S profile=cpu -S data=local -S data.local_train=" in err
     assert snapshot(root) == before
