@@ -59,23 +59,43 @@ def uninterrupted(arm_repo) -> dict[str, bytes]:
     return outputs(arm_repo)
 
 
-def interrupt(repo: Path, sig: signal.Signals) -> tuple[int, str]:
-    """`dvc repro -f` the arm, send ``sig`` to its stage process once a checkpoint exists; return the
-    checkpoint's step and the output."""
+def stage_process(dvc_pid: int):
+    """The stage's Python process under ``dvc_pid``: the innermost process running kdlab.stages.train
+    (DVC may start the command through a shell whose command line names the module too)."""
     import psutil
 
+    found = {}
+    for p in psutil.Process(dvc_pid).children(recursive=True):
+        try:
+            if "kdlab.stages.train" in " ".join(p.cmdline()):
+                found[p.pid] = p
+        except psutil.Error:  # exited meanwhile
+            continue
+    leaves = [p for p in found.values() if not any(c.pid in found for c in p.children())]
+    assert len(leaves) == 1, [(p.pid, p.cmdline()) for p in found.values()]
+    return leaves[0]
+
+
+def interrupt(repo: Path, sig: signal.Signals) -> tuple[int, str]:
+    """`dvc repro -f` the arm, send ``sig`` to its stage process once a checkpoint exists; return the
+    checkpoint's step and the output. On a failure here the whole `dvc repro` is killed, so that the
+    next test does not meet its lock."""
     latest = repo / "checkpoints" / STAGE / "latest.json"
+    assert not latest.exists(), "a checkpoint is left from an earlier run"
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0"}
     dvc = subprocess.Popen(["dvc", "repro", "-f", "-s", STAGE], cwd=repo, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300
-    while not latest.is_file():
-        assert dvc.poll() is None and time.monotonic() < deadline, "the stage ended before its first checkpoint"
-        time.sleep(0.02)
-    (stage,) = [p for p in psutil.Process(dvc.pid).children(recursive=True)
-                if "kdlab.stages.train" in " ".join(p.cmdline())]
-    stage.send_signal(sig)
-    out, _ = dvc.communicate(timeout=300)
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not latest.is_file():
+            assert dvc.poll() is None and time.monotonic() < deadline, "the stage ended before its first checkpoint"
+            time.sleep(0.02)
+        stage_process(dvc.pid).send_signal(sig)
+        out, _ = dvc.communicate(timeout=300)
+    except BaseException:
+        os.killpg(dvc.pid, signal.SIGKILL)
+        dvc.wait()
+        raise
     assert dvc.returncode != 0, out
     step = int(json.loads(latest.read_text())["folder"].split("-")[1])
     assert step % PER_EPOCH, f"the checkpoint at step {step} is an epoch end; expected one inside an epoch"
