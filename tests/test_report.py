@@ -107,6 +107,25 @@ def test_table_compiles_standalone_with_booktabs(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not on PATH (no TeX distribution)")
+def test_a_wide_stacked_table_is_shrunk_to_the_line_width(tmp_path):
+    """resize=True around stacked cells (which are tabulars themselves): the box closes after the outer
+    tabular, and a table wider than the line compiles with no overfull box."""
+    rng = np.random.default_rng(0)
+    v = pd.DataFrame(rng.uniform(-1, 1, (3, 10)), index=["vanilla", "vanilla + T", "kd"],
+                     columns=[f"metric {i}" for i in range(10)])
+    table = latex.render_table(v, low=v - 0.5, high=v + 0.5, stack=True, signed=True, resize=True,
+                               label="tab:wide", caption_tex="wide")
+    assert table.count("\\resizebox") == 1
+    assert table.rstrip().endswith("\\end{tabular}}\n\\end{table}"), table[-200:]
+    (tmp_path / "t.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs,graphicx}\n"
+                                    "\\begin{document}\n" + table + "\\end{document}\n")
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Overfull" not in (tmp_path / "t.log").read_text()
+
+
 def test_symbols_are_set_in_math_mode():
     text = latex.escape_latex("KL(teacher || student) <= 1, a < b > c | d \u2265 \u03b1 \u00d7 2")
     assert text == (r"KL(teacher $\|$ student) $\leq$ 1, a $<$ b $>$ c $|$ d $\geq$ $\alpha$ $\times$ 2")

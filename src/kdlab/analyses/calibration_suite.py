@@ -187,7 +187,7 @@ def _metric_table(result: dict, out, view: str, m: str) -> None:
                      "(2 decimals).")
     latex.write_table(
         out.tables / f"calibration_suite_{view}_{FILE[m]}.tex", values, low=low, high=high, unavailable=missing,
-        stack=True, signed={"delta": True},
+        stack=True, signed={"delta": True}, resize=True,  # eight stacked columns can pass the line by a hair
         best_among=[x for x in names if x != "teacher"], decimals=dec, headers=heads, size=r"\scriptsize",
         label=f"tab:calibration_suite_{view}_{FILE[m]}",
         caption_tex=latex.caption(f"{latex.METRIC_LABELS[m]} overall and per tier", n=_n(result, view),

@@ -296,8 +296,9 @@ def render_table(values: pd.DataFrame, *, caption_tex: str, label: str,
         colsep = "\\setlength{\\tabcolsep}{4pt}\n" if (stack if compact is None else compact) else ""
         tex = tex.replace("\\centering\n", f"\\centering\n{size}\n{colsep}" if size else f"\\centering\n{colsep}", 1)
     if resize:  # the natural width, or the line width when wider
-        tex = tex.replace("\\begin{tabular}", "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}"
-                          "{!}{%\n\\begin{tabular}", 1).replace("\\end{tabular}", "\\end{tabular}}", 1)
+        head, tail = tex.rsplit("\\end{tabular}", 1)  # the outer tabular's end: stacked cells hold tabulars too
+        tex = (head.replace("\\begin{tabular}", "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else"
+                            "\\width\\fi}{!}{%\n\\begin{tabular}", 1) + "\\end{tabular}}" + tail)
     if not braces_balanced(tex):  # a bug here, not in the data: never write broken LaTeX
         raise ValueError(f"table {label!r}: unbalanced braces in the rendered LaTeX")
     return tex
