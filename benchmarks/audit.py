@@ -58,8 +58,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from kdlab import analyses, data, io
+from kdlab import analyses, data, data_report, io
 from kdlab.config import TIERS, load_config
+from kdlab.stages.prepare import report_settings
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 120.0
@@ -133,7 +134,18 @@ def write_prepared(root: Path, rng: np.random.Generator) -> dict:
     io.write_json(prepared / "data_card.json", card)
     io.write_json(prepared / "sources.json", [])
     return {"labels": splits["val"]["label"].to_numpy(), "tiers": data.tier_codes_of(splits["val"]),
-            "card": card}
+            "card": card, "splits": splits, "label_list": label_list}
+
+
+def write_data_report(root: Path, val: dict) -> None:
+    """data/prepared/data_report.json as `prepare` writes it: every row kept, the data settings of params.yaml."""
+    splits = val["splits"]
+    accounts = {name: data.Account(rows=len(split), unknown_label=0, empty_text=0, empty_dropped=False)
+                for name, split in splits.items()}
+    report = data_report.data_report(splits, accounts, val["label_list"],
+                                     {name: f"fixture {name} split" for name in splits},
+                                     report_settings(load_config(root / "params.yaml")))
+    io.write_json(root / "data" / "prepared" / "data_report.json", report)
 
 
 def _scores(rng, labels, tiers, strength: float, base: np.ndarray | None = None) -> np.ndarray:
@@ -197,6 +209,7 @@ def build(root: Path) -> dict[str, Path]:
     val = write_prepared(root, rng)
     paths = write_published(root, val, rng)
     write_params(root, paths)
+    write_data_report(root, val)
     return paths
 
 
