@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
@@ -83,55 +82,12 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
-class DemoBuild:
-    """The demo DAG (`dvc exp run -S profile=demo` in a fresh copy of the repository), started in the
-    background as soon as the tests are collected: the tests that need it run last (see
-    pytest_collection_modifyitems), so the others use the time it trains. Two cores are then shared by
-    two processes; the outputs do not depend on it (the lock test compares them byte for byte)."""
-
-    def __init__(self, root: Path):
-        self.repo = copy_repo(root / "repo")
-        self.log = root / "dvc-exp-run.log"
-        env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0"}
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(["dvc", "exp", "run", "-S", "profile=demo"], cwd=self.repo, env=env,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait(self) -> Path:
-        if self.process.wait() != 0:
-            raise AssertionError(f"dvc exp run -S profile=demo failed ({self.process.returncode}):\n"
-                                 f"{self.log.read_text()[-6000:]}")
-        return self.repo
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
-_DEMO: list[DemoBuild] = []
-
-
-@pytest.hookimpl(trylast=True)  # after -k/-m deselection: build the demo only when a selected test needs it
-def pytest_collection_modifyitems(session, config, items):
-    """Tests that use the demo DAG's outputs run after all others, and the DAG starts building now."""
-    needs = {id(item) for item in items if "demo_repo" in getattr(item, "fixturenames", ())}
-    items[:] = [i for i in items if id(i) not in needs] + [i for i in items if id(i) in needs]
-    if needs and not os.environ.get("KDLAB_DEMO_REPO") and not config.option.collectonly:
-        _DEMO.append(DemoBuild(config._tmp_path_factory.mktemp("kdlab-demo")))
-
-
-def pytest_sessionfinish(session, exitstatus):
-    for build in _DEMO:  # an interrupted or -x session leaves no training behind
-        build.stop()
-
-
 @pytest.fixture(scope="session")
 def demo_repo(tmp_path_factory) -> Path:
     """A temporary copy of the repository after `dvc exp run -S profile=demo` (the whole demo DAG)."""
     reuse = os.environ.get("KDLAB_DEMO_REPO")  # developers: a demo repo this fixture built earlier
     if reuse:
         return Path(reuse)
-    if not _DEMO:  # collected by another route (e.g. a plugin reordering): build it here
-        _DEMO.append(DemoBuild(tmp_path_factory.mktemp("kdlab-demo")))
-    return _DEMO[0].wait()
+    repo = copy_repo(tmp_path_factory.mktemp("kdlab-demo"))
+    run(["dvc", "exp", "run", "-S", "profile=demo"], repo)
+    return repo
