@@ -284,7 +284,7 @@ def test_tables_equal_the_train_path(audit, demo_repo):
                     continue
                 assert label in theirs, f"{table}: row {label!r} is not in the train path's table"
                 train_row = theirs[label][i]
-                if table == "data_splits.tex":  # nothing is tokenized in audit mode: token-length cells say so
+                if table == "data_splits.tex" and label:  # nothing is tokenized in audit mode: token-length cells say so
                     row, train_row = untokenized(row), untokenized(train_row, check=False)
                 assert row == train_row, f"{table}:\n audit {row}\n train {train_row}"
                 compared += 1

@@ -56,6 +56,7 @@ def text_mode_symbols(tex: str) -> list[str]:
     for line in tex.splitlines():
         bare = re.sub(r"(?<!\\)\$[^$]*(?<!\\)\$", "", line)
         bare = re.sub(r"\\ensuremath\{[^{}]*\}", "", bare)
+        bare = re.sub(r"\\ifdim\\width[<>]\\linewidth", "", bare)  # a TeX dimension test (latex.py's resize)
         if re.search(r"[<>|]", bare):
             out.append(line)
     return out
