@@ -29,9 +29,7 @@ TEACHER = "tiny Qwen3 with 2 layers and hidden size 64, rank-8 adapter; "
 def lora_repo(tmp_path_factory) -> tuple[Path, str]:
     repo = copy_repo(tmp_path_factory.mktemp("kdlab-lora-teacher"))
     overrides = [w for s in ["profile=demo", "teacher=lora_tiny", *SMALLER] for w in ("-S", s)]
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("OMP_WAIT_POLICY", "PASSIVE")  # the stages' processes share few cores
-        result = run(["dvc", "exp", "run", *overrides, *fewer_arms()], repo)
+    result = run(["dvc", "exp", "run", *overrides, *fewer_arms()], repo)
     return repo, result.stdout + result.stderr
 
 

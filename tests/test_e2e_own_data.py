@@ -46,9 +46,7 @@ def fewer_arms() -> list[str]:
 @pytest.fixture(scope="module")
 def own_repo(tmp_path_factory) -> tuple[Path, str]:
     repo = copy_repo(tmp_path_factory.mktemp("kdlab-own-data"))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("OMP_WAIT_POLICY", "PASSIVE")  # the stages' processes share few cores
-        result = run(["dvc", "exp", "run", *own_data_overrides(), *fewer_arms()], repo)
+    result = run(["dvc", "exp", "run", *own_data_overrides(), *fewer_arms()], repo)
     return repo, result.stdout + result.stderr
 
 

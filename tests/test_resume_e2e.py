@@ -133,7 +133,7 @@ def test_one_arm_on_two_processes_through_the_launcher_param(arm_repo, uninterru
     set_optim(arm_repo, launcher="accelerate launch --multi_gpu --num_processes 2 --num_machines 1 "
                                  "--mixed_precision no --dynamo_backend no -m")
     try:
-        result = run(["dvc", "repro", "-s", STAGE], arm_repo)
+        result = run(["dvc", "repro", "-s", STAGE], arm_repo, env={"OMP_WAIT_POLICY": "PASSIVE"})  # 2 processes
         assert "> accelerate launch --multi_gpu --num_processes 2" in result.stdout
         assert "on each of 2 processes" in result.stdout
         folder = arm_repo / "runs" / ARM
@@ -156,7 +156,8 @@ def test_arms_in_parallel_one_gpu_each_from_separate_shells(arm_repo):
     """README, several GPUs: one `dvc --wait-for-lock repro` per GPU, pinned with CUDA_VISIBLE_DEVICES,
     in one workspace at the same time; DVC unlocks the repository while a stage runs, so both train at
     once, and both land in dvc.lock. (On this CPU the variable pins nothing; each arm records what it saw.)"""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0"}
+    # two trainings share 2 cores: OpenMP threads that spin while they wait would slow both ~5x
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0", "OMP_WAIT_POLICY": "PASSIVE"}
     shells = {arm: subprocess.Popen(["dvc", "--wait-for-lock", "repro", "-f", "-s", f"train@{arm}"], cwd=arm_repo,
                                     env={**env, "CUDA_VISIBLE_DEVICES": gpu}, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True)
